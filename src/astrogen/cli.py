@@ -1,0 +1,166 @@
+"""The ``astrogen`` command line: thin wrappers over library functions.
+
+User errors (`AstrogenError`, unreadable files) print one line on stderr and exit with status 2;
+``astrogen --debug ...`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from astrogen import __version__
+from astrogen.errors import AstrogenError
+
+app = typer.Typer(
+    name="astrogen",
+    help="Simulate, learn, generate and validate astrophysical images and fields.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+_state = {"debug": False}
+
+Compression = Annotated[str, typer.Option(help="HDF5 compression: none, gzip or lzf.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+
+
+def _compression(name: str) -> str | None:
+    return None if name.lower() == "none" else name.lower()
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False):
+    _state["debug"] = debug
+
+
+@app.command()
+def version() -> None:
+    """Print the astrogen version."""
+    console.print(__version__)
+
+
+@app.command()
+def simulate(
+    name: Annotated[str, typer.Argument(help="Simulator name (see `astrogen simulate list`).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")] = None,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of images.")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same file.")] = 0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value (repeatable).")] = None,
+    compression: Compression = "none",
+    overwrite: Overwrite = False,
+) -> None:
+    """Simulate a training set and write it as a FieldSet; NAME 'list' shows the simulators."""
+    from astrogen.config import parse_overrides
+    from astrogen.sims import available, get_simulator, simulate_to_file
+
+    if name == "list":
+        for sim in available():
+            console.print(sim)
+        return
+    if out is None:
+        raise AstrogenError("simulate needs --out FILE")
+    config = get_simulator(name, parse_overrides(set_ or [])).config
+    path = simulate_to_file(
+        name, n, out, seed=seed, config=config, compression=_compression(compression),
+        overwrite=overwrite, progress=True,
+    )
+    console.print(f"wrote {n} {name} samples to {path}")
+
+
+@app.command()
+def info(file: Annotated[Path, typer.Argument(help="FieldSet file.")]) -> None:
+    """Describe a FieldSet: shape, channels, units, parameters and provenance."""
+    from astrogen.data import FieldSet
+
+    with FieldSet(file) as fs:
+        console.print(fieldset_table(fs))
+
+
+def fieldset_table(fs) -> Table:
+    """A rich table describing a FieldSet (used by `info` and the demo)."""
+    m = fs.meta
+    table = Table(title=str(fs.path), show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("samples", str(len(fs))),
+        ("sample shape", " x ".join(map(str, fs.sample_shape))),
+        ("channels", ", ".join(m.channels)),
+        ("units", m.units),
+        ("pixel size", "unknown" if m.pixel_size is None else f"{m.pixel_size:g} {m.pixel_unit}"),
+        ("box size", "unknown" if m.box_size is None else " x ".join(f"{b:g}" for b in m.box_size)
+         + f" {m.pixel_unit}"),
+        ("periodic", str(m.periodic)),
+        ("masks", "none" if fs.masks is None else " x ".join(map(str, fs.masks.shape[1:]))),
+    ]
+    if m.simulator:
+        rows += [("simulator", f"{m.simulator} v{m.simulator_version}"), ("seed", str(m.seed)),
+                 ("config", ", ".join(f"{k}={v}" for k, v in m.config.items()))]
+    rows += [("provenance", ", ".join(f"{k}={v}" for k, v in m.provenance.items() if v is not None))]
+    for name, values in fs.params.items():
+        unit = fs.param_units.get(name, "")
+        rows.append((f"param {name}", f"min {values.min():.4g}  mean {values.mean():.4g}  "
+                                      f"max {values.max():.4g} {unit}".rstrip()))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+@app.command("import")
+def import_(
+    src: Annotated[Path, typer.Argument(help="Source file: .npy, .npz, FITS or HDF5.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")],
+    key: Annotated[str | None, typer.Option(help="npz entry, HDF5 dataset or FITS HDU holding the images.")] = None,
+    layout: Annotated[str | None, typer.Option(help="Axis names, e.g. NCHW, NHWC, NHW, HW, NCDHW.")] = None,
+    channels: Annotated[str | None, typer.Option(help="Comma-separated channel names.")] = None,
+    units: Annotated[str | None, typer.Option(help="Unit of the pixel values.")] = None,
+    pixel_size: Annotated[float | None, typer.Option(help="Pixel side in --pixel-unit.")] = None,
+    pixel_unit: Annotated[str | None, typer.Option(help="Unit of the pixel size: deg, arcmin, Mpc/h, ...")] = None,
+    periodic: Annotated[bool, typer.Option("--periodic", help="The fields are periodic boxes.")] = False,
+    compression: Compression = "none",
+    overwrite: Overwrite = False,
+) -> None:
+    """Convert your own images (.npy/.npz/FITS/HDF5) into a FieldSet."""
+    from astrogen.data import import_file
+
+    with import_file(
+        src, out, key=key, layout=layout, channels=channels.split(",") if channels else None, units=units,
+        pixel_size=pixel_size, pixel_unit=pixel_unit, periodic=periodic,
+        compression=_compression(compression), overwrite=overwrite, progress=True,
+    ) as fs:
+        console.print(f"imported {len(fs)} samples of shape {fs.sample_shape} into {fs.path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("astrogen-demo"),
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of images.")] = 2000,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+) -> None:
+    """Run the end-to-end demo on built-in simulated data."""
+    from astrogen.pipelines.demo import run_demo
+
+    result = run_demo(out, n=n, seed=seed, progress=True)
+    console.print(result.table())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning user errors into one line and exit status 2."""
+    try:
+        app(args=argv, prog_name="astrogen")
+    except (AstrogenError, OSError) as err:
+        if _state["debug"]:
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; no partial output was kept")
+        sys.exit(130)
+

@@ -1,0 +1,1 @@
+"""Multi-step recipes composed from the library (they own no maths of their own)."""

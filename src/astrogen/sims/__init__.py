@@ -1,0 +1,22 @@
+"""Simulators of training sets; each registers under its name for ``astrogen simulate NAME``."""
+
+from astrogen.sims import blobs  # noqa: F401  (registers the simulator)
+from astrogen.sims.base import (
+    SimSpec,
+    Simulator,
+    available,
+    get_simulator,
+    iter_blocks,
+    simulate,
+    simulate_to_file,
+)
+
+__all__ = [
+    "SimSpec",
+    "Simulator",
+    "available",
+    "get_simulator",
+    "iter_blocks",
+    "simulate",
+    "simulate_to_file",
+]

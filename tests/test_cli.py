@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from astrogen import __version__
+from astrogen.cli import main
+from astrogen.data import FieldSet
+from astrogen.errors import AstrogenError
+
+
+def run(capsys, *args):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(capsys, match, *args):
+    code, out, err = run(capsys, *args)
+    assert code == 2, (out, err)
+    assert err.startswith("error:") and match in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_version_and_help(capsys):
+    assert run(capsys, "version")[:2] == (0, __version__ + "\n")
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "simulate" in out and "import" in out
+
+
+def test_simulate_then_info(tmp_path, capsys):
+    out = tmp_path / "blobs.h5"
+    code, stdout, _ = run(capsys, "simulate", "blobs", "--n", "20", "--seed", "3", "--out", str(out),
+                          "--set", "n_blobs=10", "--set", "size=32")
+    assert code == 0 and "wrote 20" in stdout
+    with FieldSet(out) as fs:
+        assert fs.shape == (20, 1, 32, 32) and fs.meta.seed == 3 and fs.meta.config["n_blobs"] == 10
+        assert fs.meta.simulator == "blobs"
+    code, stdout, _ = run(capsys, "info", str(out))
+    assert code == 0
+    for text in ("20", "1 x 32 x 32", "intensity", "blobs v1", "n_blobs=10", "param x9"):
+        assert text in stdout
+    assert run(capsys, "simulate", "list")[1].split() == ["blobs"]
+
+
+def test_import_then_info(tmp_path, capsys):
+    np.save(tmp_path / "maps.npy", np.random.default_rng(0).normal(size=(4, 2, 8, 8)))
+    code, stdout, _ = run(capsys, "import", str(tmp_path / "maps.npy"), "--out", str(tmp_path / "m.h5"),
+                          "--channels", "a,b", "--pixel-size", "0.5", "--pixel-unit", "arcmin")
+    assert code == 0 and "imported 4" in stdout
+    assert "0.5 arcmin" in run(capsys, "info", str(tmp_path / "m.h5"))[1]
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    out = str(tmp_path / "x.h5")
+    assert_user_error(capsys, "no such file", "info", str(tmp_path / "missing.h5"))
+    assert_user_error(capsys, "unknown simulator 'galaxies2'", "simulate", "galaxies2", "--out", out)
+    assert_user_error(capsys, "unknown key 'colour'", "simulate", "blobs", "--out", out, "--set", "colour=red")
+    assert_user_error(capsys, "n_blobs", "simulate", "blobs", "--out", out, "--set", "n_blobs=3")
+    assert_user_error(capsys, "key=value", "simulate", "blobs", "--out", out, "--set", "n_blobs")
+    np.save(tmp_path / "flat.npy", np.zeros(5))
+    assert_user_error(capsys, "layout", "import", str(tmp_path / "flat.npy"), "--out", out)
+    bad = np.zeros((3, 4, 4))
+    bad[1, 2, 2] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    assert_user_error(capsys, "sample[1] contains NaN", "import", str(tmp_path / "nan.npy"), "--out", out)
+    assert_user_error(capsys, "no such file", "import", str(tmp_path / "none.npy"), "--out", out)
+    assert not (tmp_path / "x.h5").exists()
+    # Usage errors (missing arguments, bad numbers) also exit 2, through Typer.
+    assert run(capsys, "simulate", "blobs", "--out", out, "--n", "zero")[0] == 2
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys):
+    out = str(tmp_path / "x.h5")
+    assert run(capsys, "simulate", "blobs", "--n", "2", "--out", out, "--set", "size=16")[0] == 0
+    assert_user_error(capsys, "exists", "simulate", "blobs", "--n", "2", "--out", out)
+    assert run(capsys, "simulate", "blobs", "--n", "3", "--out", out, "--set", "size=16", "--overwrite")[0] == 0
+    assert len(FieldSet(out)) == 3
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    with pytest.raises(AstrogenError, match="no such file"):
+        main(["--debug", "info", str(tmp_path / "missing.h5")])
