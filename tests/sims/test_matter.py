@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from astrogen.errors import ConfigError
+from astrogen.sims import get_simulator, simulate
+from astrogen.sims.cosmology import Cosmology, tophat_window
+from astrogen.sims.matter import ParticleMesh, power_spectrum
+
+FID = Cosmology()
+
+
+def test_transfer_functions_limits_and_wiggles():
+    k = np.logspace(-4, 1, 2000)
+    wig, smooth = FID.transfer(k), FID.transfer(k, wiggles=False)
+    assert abs(wig[0] - 1) < 1e-3 and abs(smooth[0] - 1) < 1e-3
+    ratio = wig / smooth
+    # The no-wiggle fit follows the full form to a few per cent; the BAO oscillate around it.
+    assert np.all(np.abs(ratio[(k > 1e-3) & (k < 2)] - 1) < 0.06)
+    band = (k > 0.05) & (k < 0.3)
+    assert ratio[band].max() - ratio[band].min() > 0.03
+    # BAO: consecutive maxima of the ratio are spaced by about 2 pi / s (s the sound horizon, Mpc/h).
+    s = FID.sound_horizon() * FID.h
+    peaks = k[1:-1][(ratio[1:-1] > ratio[:-2]) & (ratio[1:-1] > ratio[2:]) & (k[1:-1] > 0.05) & (k[1:-1] < 0.3)]
+    assert np.allclose(np.diff(peaks), 2 * np.pi / s, rtol=0.15)
+    assert 140 < FID.sound_horizon() < 160  # Mpc, for Omega_m h^2 ~ 0.143
+
+
+@pytest.mark.parametrize("wiggles", [True, False])
+def test_sigma_8_recomputed_from_the_spectrum(wiggles):
+    integrand = lambda lnk: (np.exp(lnk) ** 3 * FID.power(np.exp(lnk), wiggles=wiggles)  # noqa: E731
+                             * tophat_window(8.0 * np.exp(lnk)) ** 2 / (2 * np.pi**2))
+    sigma8 = np.sqrt(integrate.quad(integrand, np.log(1e-5), np.log(1e2), limit=500)[0])
+    assert sigma8 == pytest.approx(FID.sigma_8, rel=1e-4)
+
+
+def test_growth_factors():
+    a = np.array([0.01, 0.1, 0.5, 1.0])
+    eds = Cosmology(omega_m=1.0, omega_b=0.05)
+    np.testing.assert_allclose(eds.growth(a), a, rtol=1e-5)
+    np.testing.assert_allclose(eds.growth(a, 2), -3 / 7 * a**2, rtol=1e-5)
+    # LCDM: Heath (1977) integral D ~ E(a) int_0^a da / (a E)^3, an independent route.
+    heath = lambda x: FID.efunc(x) * integrate.quad(lambda y: (y * FID.efunc(y)) ** -3, 0, x)[0]  # noqa: E731
+    np.testing.assert_allclose(FID.growth(a), [heath(x) / heath(1.0) for x in a], rtol=1e-5)
+    om = FID.omega_m_a(a)
+    np.testing.assert_allclose(FID.growth_rate(a), om**0.55, rtol=0.01)
+    np.testing.assert_allclose(FID.growth(a, 2) / FID.growth(a) ** 2, -3 / 7 * om ** (-1 / 143), rtol=0.01)
+
+
+def mode_average(mesh, values):
+    """Average of per-mode ``values`` over the estimator's k bins (same weights as power_spectrum)."""
+    kf = 2 * np.pi / mesh.box_size
+    bins = torch.round(mesh.kmag.double() / kf).long()
+    weight = torch.full_like(values, 2.0, dtype=torch.float64)
+    weight[..., 0] = weight[..., -1] = 1.0
+    keep = (bins >= 1) & (bins <= mesh.n // 2)
+    b, w = bins[keep] - 1, weight[keep]
+    return (torch.bincount(b, w * values[keep].double(), mesh.n // 2) / torch.bincount(b, w, mesh.n // 2)).numpy()
+
+
+def test_initial_power_matches_linear_spectrum_within_cosmic_variance():
+    n, box = 32, 500.0
+    mesh = ParticleMesh(n, box)
+    model = mode_average(mesh, mesh._tabulated(FID.power))
+    chi2 = []
+    for seed in range(3):
+        noise = np.random.default_rng(seed).standard_normal((n,) * 3, dtype=np.float32)
+        delta = torch.fft.irfftn(mesh.linear_field(noise, FID.power), s=(n,) * 3)
+        k, power, modes = power_spectrum(delta, box)
+        # |delta_k|^2 of a Gaussian field is exponential: var(P_bin) = P^2 / (independent modes = modes / 2).
+        chi2.append(np.sum(((power.numpy() - model) / (model * np.sqrt(2 / modes.numpy()))) ** 2))
+    dof = 3 * (n // 2)
+    assert abs(sum(chi2) - dof) < 4 * np.sqrt(2 * dof)
+    # The model itself: interpolated P at the modes equals the spectrum at the bin's mean k to < 2%.
+    np.testing.assert_allclose(model[2:], FID.power(k.numpy()[2:]), rtol=0.02)
+
+
+def test_linear_field_is_real_reproducible_and_zero_mean():
+    mesh = ParticleMesh(16, 200.0)
+    noise = np.random.default_rng(3).standard_normal((16,) * 3, dtype=np.float32)
+    dk = mesh.linear_field(noise, FID.power)
+    delta = torch.fft.irfftn(dk, s=(16,) * 3)
+    assert abs(delta.mean().item()) < 1e-7 * delta.std().item()
+    assert torch.allclose(torch.fft.rfftn(delta), dk, atol=1e-3 * dk.abs().max().item())  # Hermitian: lossless
+    assert torch.equal(dk, mesh.linear_field(noise.copy(), FID.power))
+
+
+def evolve_pair(seed, n=32, box=1000.0, z_init=9.0, z_out=3.0, steps=5):
+    mesh = ParticleMesh(n, box)
+    noise = np.random.default_rng(seed).standard_normal((n,) * 3, dtype=np.float32)
+    dk = mesh.linear_field(noise, FID.power)
+    start = mesh.evolve(FID, dk, 1 / (1 + z_init), 1 / (1 + z_init), 1)
+    end = mesh.evolve(FID, dk, 1 / (1 + z_out), 1 / (1 + z_init), steps)
+    return mesh, start, end
+
+
+def test_evolved_power_follows_linear_growth_at_large_scales():
+    n, box = 32, 1000.0
+    growth2 = (FID.growth(0.25) / FID.growth(0.1)) ** 2
+    ratios = []
+    for seed in range(3):
+        mesh, start, end = evolve_pair(seed, n, box)
+        _, p0, _ = power_spectrum(mesh.paint(start, torch.float64) - 1, box)
+        _, p1, _ = power_spectrum(mesh.paint(end, torch.float64) - 1, box)
+        ratios.append((p1 / p0).numpy()[: n // 16] / growth2)  # k <= k_Nyquist / 8
+    assert abs(np.mean(ratios) - 1) < 0.02
+
+
+def test_mass_conservation_and_nonlinear_field_at_z0():
+    n, box = 32, 128.0
+    mesh, start, end = evolve_pair(0, n, box, z_out=0.0, steps=10)
+    rho = mesh.paint(end, torch.float64)
+    assert abs(rho.sum().item() - n**3) < 1e-6  # every particle's CIC weights sum to one
+    delta = rho - 1
+    assert delta.min().item() >= -1
+    skew = ((delta - delta.mean()) ** 3).mean() / delta.std() ** 3
+    assert skew > 1.0
+    # Small scales: more power than linear growth of the same initial field.
+    _, p0, _ = power_spectrum(mesh.paint(start, torch.float64) - 1, box)
+    _, p1, _ = power_spectrum(delta, box)
+    high = slice(n // 4, n // 2)
+    assert np.all((p1 / p0).numpy()[high] > 1.3 * (FID.growth(1.0) / FID.growth(0.1)) ** 2)
+
+
+def test_simulator_tiles_params_and_determinism():
+    config = {"n_grid": 16, "box_size": 200.0, "slab_thickness": 4, "tile_size": 8, "n_steps": 2,
+              "omega_m_range": [0.2, 0.4], "sigma_8_range": [0.7, 0.9]}
+    sim = get_simulator("matter", config)
+    assert sim.block_size == 4 * 2 * 2
+    delta, _ = sim.density(np.random.default_rng(5))
+    tiles = sim.tiles(delta)
+    # Tile (slab s, row block i, column block j) is the slab average of that part of the box.
+    expected = delta[8:16, 0:8, 8:12].mean(-1)
+    torch.testing.assert_close(tiles[2 * 4 + 1 * 2 + 0, 0], expected)
+    batch = simulate("matter", 20, seed=1, config=config)
+    assert batch.images.shape == (20, 1, 8, 8)
+    assert abs(batch.images[:16].mean()) < 1e-6  # one whole box: mass conservation survives tiling
+    om, s8 = batch.params["omega_m"], batch.params["sigma_8"]
+    assert np.all(om[:16] == om[0]) and om[16] != om[0] and np.all((om >= 0.2) & (om <= 0.4))
+    assert np.all((s8 >= 0.7) & (s8 <= 0.9))
+    np.testing.assert_array_equal(batch.params["x0"][:4], [0, 0, 100, 100])
+    np.testing.assert_array_equal(batch.params["z0"][::4], [0, 50, 100, 150, 0])
+    again = simulate("matter", 16, seed=1, config=config)
+    np.testing.assert_array_equal(again.images, batch.images[:16])
+
+
+def test_lpt_only_output_at_high_redshift():
+    config = {"n_grid": 16, "box_size": 500.0, "slab_thickness": 16, "tile_size": 16, "redshift": 127.0}
+    batch = simulate("matter", 1, seed=0, config=config)
+    sim = get_simulator("matter", config)
+    # At z = 127 the slab-averaged field is tiny and Gaussian-like: rms well below one per cent.
+    assert 1e-4 < batch.images.std() < 1e-2
+    assert sim.spec().meta.pixel_size == pytest.approx(500 / 16)
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="slab_thickness"):
+        get_simulator("matter", {"n_grid": 32, "slab_thickness": 5})
+    with pytest.raises(ConfigError, match="omega_m_range"):
+        get_simulator("matter", {"omega_m_range": [0.4, 0.2]})
+    with pytest.raises(ConfigError, match="device"):
+        get_simulator("matter", {"n_grid": 16, "tile_size": 16, "device": "nonsense"})
+    with pytest.raises(ConfigError, match="omega_b"):
+        Cosmology(omega_m=0.04, omega_b=0.05)
