@@ -2,8 +2,17 @@
 
 import numpy as np
 import pytest
+import torch
 
 from astrogen.data import FieldMeta, FieldSetWriter
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Each available torch device: CPU here, CPU and CUDA on a GPU machine."""
+    return torch.device(request.param)
 
 
 @pytest.fixture

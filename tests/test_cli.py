@@ -46,6 +46,20 @@ def test_simulate_then_info(tmp_path, capsys):
     assert run(capsys, "simulate", "list")[1].split() == ["blobs"]
 
 
+def test_simulate_from_a_preset_with_overrides(tmp_path, capsys):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("simulator: blobs\nn: 7\nseed: 4\nconfig:\n  n_blobs: 1\n  size: 16\n")
+    out = tmp_path / "p.h5"
+    code, stdout, _ = run(capsys, "simulate", str(preset), "--out", str(out), "--set", "fwhm=3")
+    assert code == 0 and "wrote 7 blobs" in stdout
+    with FieldSet(out) as fs:
+        assert len(fs) == 7 and fs.meta.seed == 4
+        assert fs.meta.config == {**fs.meta.config, "n_blobs": 1, "size": 16, "fwhm": 3.0}
+    assert run(capsys, "simulate", str(preset), "--out", str(tmp_path / "q.h5"), "--n", "2", "--seed", "0")[0] == 0
+    assert FieldSet(tmp_path / "q.h5").meta.seed == 0
+    assert_user_error(capsys, "no such file", "simulate", str(tmp_path / "none.yaml"), "--out", str(out))
+
+
 def test_import_then_info(tmp_path, capsys):
     np.save(tmp_path / "maps.npy", np.random.default_rng(0).normal(size=(4, 2, 8, 8)))
     code, stdout, _ = run(capsys, "import", str(tmp_path / "maps.npy"), "--out", str(tmp_path / "m.h5"),

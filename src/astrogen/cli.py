@@ -48,16 +48,16 @@ def version() -> None:
 
 @app.command()
 def simulate(
-    name: Annotated[str, typer.Argument(help="Simulator name (see `astrogen simulate list`).")],
+    name: Annotated[str, typer.Argument(help="Simulator name, a preset YAML file, or 'list'.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")] = None,
-    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of images.")] = 1000,
-    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same file.")] = 0,
+    n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Number of samples [preset or 1000].")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Random seed [preset or 0]; same seed, same file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value (repeatable).")] = None,
     compression: Compression = "none",
     overwrite: Overwrite = False,
 ) -> None:
-    """Simulate a training set and write it as a FieldSet; NAME 'list' shows the simulators."""
-    from astrogen.config import parse_overrides
+    """Simulate a training set into a FieldSet. NAME is a simulator or a preset (configs/*.yaml)."""
+    from astrogen.config import SimulationPreset, load_preset, parse_overrides
     from astrogen.sims import available, get_simulator, simulate_to_file
 
     if name == "list":
@@ -66,12 +66,15 @@ def simulate(
         return
     if out is None:
         raise AstrogenError("simulate needs --out FILE")
-    config = get_simulator(name, parse_overrides(set_ or [])).config
+    is_preset = name.lower().endswith((".yaml", ".yml"))
+    preset = load_preset(name) if is_preset else SimulationPreset(simulator=name)
+    config = get_simulator(preset.simulator, {**preset.config, **parse_overrides(set_ or [])}).config
+    n = n or preset.n or 1000
     path = simulate_to_file(
-        name, n, out, seed=seed, config=config, compression=_compression(compression),
-        overwrite=overwrite, progress=True,
+        preset.simulator, n, out, seed=seed if seed is not None else preset.seed or 0, config=config,
+        compression=_compression(compression), overwrite=overwrite, progress=True,
     )
-    console.print(f"wrote {n} {name} samples to {path}")
+    console.print(f"wrote {n} {preset.simulator} samples to {path}")
 
 
 @app.command()

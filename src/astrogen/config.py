@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from astrogen.errors import ConfigError
+from astrogen.errors import ConfigError, InputFileError
 
 
 def parse_overrides(items: Iterable[str]) -> dict:
@@ -41,3 +43,36 @@ def validate_config(model: type[BaseModel], values: BaseModel | Mapping | None, 
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "config"
         raise ConfigError(f"{where}: {key}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+class SimulationPreset(BaseModel):
+    """A ready simulation set-up (YAML under ``configs/``): which simulator, how many samples, which seed,
+    and the simulator's config keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    simulator: str
+    n: int | None = Field(None, ge=1, description="number of samples")
+    seed: int | None = Field(None, ge=0)
+    config: dict = Field(default_factory=dict, description="simulator config keys")
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML file holding a mapping; errors name the file (and the line for syntax errors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return values
+
+
+def load_preset(path: str | os.PathLike) -> SimulationPreset:
+    """Load and validate a simulation preset file (``simulator``, ``n``, ``seed``, ``config``)."""
+    return validate_config(SimulationPreset, load_yaml(path), str(path))

@@ -11,14 +11,14 @@ def reference(x, k):
     return rotated.transpose(-2, -1) if k >= 4 else rotated
 
 
-def test_dihedral_matches_per_sample_reference_and_is_the_whole_group():
-    x = torch.randn(16, 2, 5, 5)
+def test_dihedral_matches_per_sample_reference_and_is_the_whole_group(device):
+    x = torch.randn(16, 2, 5, 5, device=device)
     k = torch.arange(16) % 8
     out = dihedral(x, k)
     for n in range(16):
         torch.testing.assert_close(out[n], reference(x[n], int(k[n])), rtol=0, atol=0)
     # The 8 images of an asymmetric image are all distinct and include both flips.
-    images = dihedral(x[:1].expand(8, -1, -1, -1), torch.arange(8))
+    images = dihedral(x[:1].expand(8, -1, -1, -1), torch.arange(8, device=device))
     assert len({tuple(im.flatten().tolist()) for im in images}) == 8
     flips = [torch.flip(x[0], (-1,)), torch.flip(x[0], (-2,))]
     assert all(any(torch.equal(f, im) for im in images) for f in flips)
@@ -31,20 +31,21 @@ def test_dihedral_on_3d_fields_acts_on_the_last_two_axes():
         torch.testing.assert_close(out[n], reference(x[n], k), rtol=0, atol=0)
 
 
-def test_periodic_shift_equals_roll():
-    x = torch.randn(5, 2, 4, 6, 7)
+def test_periodic_shift_equals_roll(device):
+    x = torch.randn(5, 2, 4, 6, 7, device=device)
     shifts = torch.randint(0, 20, (5, 3))
     out = periodic_shift(x, shifts)
     for n in range(5):
         torch.testing.assert_close(out[n], torch.roll(x[n], tuple(shifts[n].tolist()), (-3, -2, -1)))
 
 
-def test_augment_is_seeded_and_preserves_pixel_values():
-    x = torch.randn(32, 1, 8, 8)
+def test_augment_is_seeded_and_preserves_pixel_values(device):
+    x = torch.randn(32, 1, 8, 8, device=device)
     aug = Augment(dihedral=True, shift=True)
     a = aug(x, torch.Generator().manual_seed(1))
     b = aug(x, torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+    assert a.device == x.device
     torch.testing.assert_close(a.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
 
 

@@ -146,12 +146,15 @@ def test_to_dict_from_dict_round_trip_through_json():
         Transform.from_dict({"name": "Wavelet"})
 
 
-def test_torch_path_keeps_device_and_dtype():
-    x = torch.randn(4, 2, 6, 6, dtype=torch.float64)
-    t = MinMax().fit(x)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_path_keeps_device_and_dtype(device, dtype):
+    x = torch.rand(4, 2, 6, 6, dtype=dtype, device=device) * 10
+    t = Compose([Log1p(), SignLog(), MinMax()]).fit(x)
     y = t.forward(x)
-    assert isinstance(y, torch.Tensor) and y.dtype == torch.float64
+    assert isinstance(y, torch.Tensor) and y.dtype == dtype and y.device == x.device
     torch.testing.assert_close(t.inverse(y), x)
+    scale = MaxNorm().scale(x + 1)
+    torch.testing.assert_close(MaxNorm().inverse(MaxNorm().forward(x + 1), scale), x + 1)
 
 
 def test_contrast_noise_helper_solves_its_equation():

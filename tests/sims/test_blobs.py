@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
+import torch
 from scipy import integrate, special, stats
 
 from astrogen.errors import ConfigError, DataError, UnknownNameError
 from astrogen.sims import get_simulator, simulate, simulate_to_file
-from astrogen.sims.blobs import FWHM_TO_SIGMA
+from astrogen.sims.blobs import FWHM_TO_SIGMA, blob_images
 
 SIZE, FWHM = 48, 6.0
 SIGMA = FWHM * FWHM_TO_SIGMA
@@ -28,6 +29,16 @@ def mean_flux_fraction(size=SIZE, sigma=SIGMA):
 
 def test_fwhm_conversion():
     assert np.isclose(FWHM_TO_SIGMA * 2 * np.sqrt(2 * np.log(2)), 1.0)
+
+
+def test_renderer_on_any_device_matches_the_direct_sum(device):
+    rng = np.random.default_rng(5)
+    x, y, a = rng.uniform(0, SIZE, (2, 7)), rng.uniform(0, SIZE, (2, 7)), rng.uniform(0, 2, (2, 7))
+    as_tensor = lambda v: torch.tensor(v, dtype=torch.float32, device=device)  # noqa: E731
+    images = blob_images(as_tensor(x), as_tensor(y), as_tensor(a), SIZE, FWHM)
+    assert images.device.type == device.type
+    for i in range(2):
+        np.testing.assert_allclose(images[i].cpu().numpy(), render(x[i], y[i], a[i]), atol=1e-5)
 
 
 def test_one_blob_matches_analytic_gaussian():

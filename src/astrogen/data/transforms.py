@@ -177,6 +177,15 @@ class Transform:
             raise DataError(f"bad {cls.__name__} description {fields}: {err}") from None
 
 
+def _spread_stats(name: str, data) -> ChannelStats:
+    """Channel statistics for fitting ``name``, which cannot scale a constant channel."""
+    stats = ChannelStats.of(data)
+    constant = np.flatnonzero(stats.max <= stats.min)
+    if constant.size:
+        raise DataError(f"{name} cannot fit constant channels {constant.tolist()}")
+    return stats
+
+
 def _domain_error(name: str, what: str, x) -> DataError:
     low = float(x.min())
     return DataError(f"{name} needs {what}; the input's minimum is {low:g}")
@@ -191,9 +200,7 @@ class MinMax(Transform):
     fitted_fields: ClassVar = ("min", "max")
 
     def fit(self, data) -> MinMax:
-        stats = ChannelStats.of(data)
-        if np.any(stats.max <= stats.min):
-            raise DataError(f"MinMax cannot fit constant channels {np.flatnonzero(stats.max <= stats.min)}")
+        stats = _spread_stats("MinMax", data)
         self.min, self.max = stats.min.tolist(), stats.max.tolist()
         return self
 
@@ -217,9 +224,7 @@ class Standardize(Transform):
     fitted_fields: ClassVar = ("mean", "std")
 
     def fit(self, data) -> Standardize:
-        stats = ChannelStats.of(data)
-        if np.any(stats.std == 0):
-            raise DataError(f"Standardize cannot fit constant channels {np.flatnonzero(stats.std == 0)}")
+        stats = _spread_stats("Standardize", data)
         self.mean, self.std = stats.mean.tolist(), stats.std.tolist()
         return self
 
@@ -241,10 +246,7 @@ class SignLog(Transform):
     fitted_fields: ClassVar = ("sigma",)
 
     def fit(self, data) -> SignLog:
-        stats = ChannelStats.of(data)
-        if np.any(stats.std == 0):
-            raise DataError(f"SignLog cannot fit constant channels {np.flatnonzero(stats.std == 0)}")
-        self.sigma = stats.std.tolist()
+        self.sigma = _spread_stats("SignLog", data).std.tolist()
         return self
 
     def forward(self, x):
