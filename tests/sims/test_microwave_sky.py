@@ -12,10 +12,9 @@ from astrogen.sims.microwave_sky import (
     K_BOLTZMANN,
     T_CMB,
     dbdt_jy_sr_per_uk,
-    rotations_from_params,
     tsz_spectral_function,
 )
-from astrogen.sims.projection import PatchGrid, patches_to_healpix
+from astrogen.sims.projection import PatchGrid, patches_to_healpix, rotations_from_params
 
 SMALL = {"nside": 128, "clusters": 20000, "cib_sources": 50000, "radio_sources": 20000}
 
@@ -108,3 +107,9 @@ def test_config_errors():
         get_simulator("microwave_sky", {"cluster_y_min": 1e-3, "cluster_y_max": 1e-4})
     with pytest.raises(ConfigError, match="unknown key"):
         get_simulator("microwave_sky", {"nsides": 64})
+
+
+def test_single_rotation_and_no_clusters():
+    config = {"nside": 32, "clusters": 0, "n_rotations": 1, "patches_per_rotation": 2, "patch_npix": 8}
+    batch = simulate("microwave_sky", 2, seed=0, config=config)
+    assert np.all(batch.images[:, 1] == 0) and np.all(batch.params["rotvec_x"] == 0)

@@ -12,6 +12,8 @@ from astrogen.sims.projection import (
     patch_vectors,
     patches_to_healpix,
     read_healpix_maps,
+    rotations_from_params,
+    sample_patches,
     vec_to_lonlat,
 )
 
@@ -83,7 +85,16 @@ def test_read_user_fits_maps(tmp_path):
         hp.write_map(path, m, dtype=np.float64)
     read = read_healpix_maps(paths)
     np.testing.assert_array_equal(read, maps)
-    np.testing.assert_array_equal(cut_patches(read, GRID, [5.0], [1.0]), cut_patches(maps, GRID, [5.0], [1.0]))
+    # The real-data path: rotations and band sampling on the user's maps, with their frames in the params.
+    patches, params = sample_patches(read, GRID, np.random.default_rng(0), n_rotations=3, patches_per_rotation=2)
+    assert patches.shape == (6, 2, 32, 32) and np.all(np.abs(params["lat0"]) <= 9.5)
+    rot = rotations_from_params(params)
+    vec = np.stack([patch_vectors(GRID, params["lon0"][i], params["lat0"][i], rot[i])[0] for i in range(6)])
+    np.testing.assert_allclose(patches[:, 0], vec[..., 0] * vec[..., 1] + 0.5 * vec[..., 2], atol=2e-3)
+    centre = vec[:, 15:17, 15:17].mean(axis=(1, 2))
+    lon_sky, lat_sky = vec_to_lonlat(centre / np.linalg.norm(centre, axis=-1, keepdims=True))
+    np.testing.assert_allclose(params["lat_sky"], lat_sky, atol=1e-9)
+    np.testing.assert_allclose((params["lon_sky"] - lon_sky + 180) % 360 - 180, 0, atol=1e-9)
     with pytest.raises(InputFileError, match="no such file"):
         read_healpix_maps([tmp_path / "none.fits"])
     hp.write_map(tmp_path / "c.fits", np.zeros(hp.nside2npix(16)))

@@ -34,7 +34,8 @@ Patches: each sky is cut in ``n_rotations`` frames (the unrotated one, then unif
 (`astrogen.sims.projection`); kappa, tsz, ksz and the diffuse CIB are interpolated, CIB and radio sources
 are re-injected at their catalogue positions. One sky is one block of n_rotations x patches_per_rotation
 patches; params hold each patch's centre in its frame, its frame's rotation vector in degrees (so
-`patches_to_healpix` can put generated patches back) and its centre on the sky.
+`astrogen.sims.projection.patches_to_healpix` can put generated patches back, with
+`astrogen.sims.projection.rotations_from_params`) and its centre on the sky.
 """
 
 from __future__ import annotations
@@ -44,19 +45,10 @@ from dataclasses import dataclass
 import healpy as hp
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.spatial.transform import Rotation
 
 from astrogen.data.fieldset import Batch, FieldMeta
 from astrogen.sims.base import SimSpec, Simulator
-from astrogen.sims.projection import (
-    JY,
-    PatchGrid,
-    cut_patches,
-    lonlat_to_vec,
-    random_patch_centres,
-    sample_rotations,
-    vec_to_lonlat,
-)
+from astrogen.sims.projection import JY, PATCH_PARAMS, PatchGrid, sample_patches
 
 T_CMB = 2.7255  # K
 H_PLANCK = 6.62607015e-34  # J s
@@ -270,7 +262,7 @@ class MicrowaveSky(Simulator):
 
     def spec(self) -> SimSpec:
         c = self.config
-        names = ["lon0", "lat0", "rotvec_x", "rotvec_y", "rotvec_z", "lon_sky", "lat_sky"]
+        names = list(PATCH_PARAMS)
         return SimSpec(
             sample_shape=(len(CHANNELS), c.patch_npix, c.patch_npix),
             meta=FieldMeta(channels=list(CHANNELS), units="kappa: dimensionless; tsz, ksz, cib, radio: uK_CMB",
@@ -283,22 +275,6 @@ class MicrowaveSky(Simulator):
     def simulate_block(self, rng: np.random.Generator, n: int) -> Batch:
         c = self.config
         sky = self.full_sky(rng)
-        rotations = sample_rotations(rng, c.n_rotations)
-        images, params = [], {name: [] for name in self.spec().param_names}
-        for r in range(c.n_rotations):  # a few frames; each cuts all its patches at once
-            lon0, lat0 = random_patch_centres(rng, c.patches_per_rotation, self.grid, c.band_deg)
-            images.append(cut_patches(sky.maps, self.grid, lon0, lat0, rotations[r], sky.sources,
-                                      self.flux_to_map()))
-            rotvec = rotations[r].as_rotvec(degrees=True)
-            lon_sky, lat_sky = vec_to_lonlat(rotations[r].apply(lonlat_to_vec(lon0, lat0)))
-            for name, value in zip(params, (lon0, lat0, *np.broadcast_to(rotvec[:, None], (3, len(lon0))),
-                                            lon_sky, lat_sky)):
-                params[name].append(value)
-        return Batch(np.concatenate(images).astype(np.float32),
-                     {k: np.concatenate(v).astype(np.float64) for k, v in params.items()})
-
-
-def rotations_from_params(params: dict) -> Rotation:
-    """The per-patch frames stored by `MicrowaveSky` (rotation vectors in degrees) as one `Rotation` stack."""
-    rotvec = np.stack([params["rotvec_x"], params["rotvec_y"], params["rotvec_z"]], axis=-1)
-    return Rotation.from_rotvec(np.atleast_2d(rotvec), degrees=True)
+        images, params = sample_patches(sky.maps, self.grid, rng, c.n_rotations, c.patches_per_rotation, c.band_deg,
+                                        sky.sources, self.flux_to_map())
+        return Batch(images.astype(np.float32), params)

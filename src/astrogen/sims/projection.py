@@ -33,6 +33,9 @@ from scipy.spatial.transform import Rotation
 from astrogen.errors import DataError, InputFileError
 
 JY = 1e-26  # W m^-2 Hz^-1
+# Per-patch parameters of `sample_patches` (degrees): centre in its frame, the frame's rotation vector,
+# and the centre on the map.
+PATCH_PARAMS = ("lon0", "lat0", "rotvec_x", "rotvec_y", "rotvec_z", "lon_sky", "lat_sky")
 
 
 @dataclass(frozen=True)
@@ -219,5 +222,40 @@ def random_patch_centres(rng: np.random.Generator, n: int, grid: PatchGrid, band
 
 def sample_rotations(rng: np.random.Generator, n: int) -> Rotation:
     """The identity followed by ``n - 1`` rotations uniform on SO(3)."""
-    rest = Rotation.random(n - 1, rng=rng) if n > 1 else None
-    return Rotation.identity() if rest is None else Rotation.concatenate([Rotation.identity(), rest])
+    if n == 1:
+        return Rotation.identity(1)
+    return Rotation.concatenate([Rotation.identity(1), Rotation.random(n - 1, rng=rng)])
+
+
+def sample_patches(
+    maps: np.ndarray,
+    grid: PatchGrid,
+    rng: np.random.Generator,
+    n_rotations: int = 20,
+    patches_per_rotation: int = 25,
+    band_deg: float = 10.0,
+    sources: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    flux_to_map: Mapping[int, float] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Patches from the band |lat| < ``band_deg`` of the maps and of ``n_rotations - 1`` random rotations of them.
+
+    Works on any RING HEALPix maps (simulated, or the user's from `read_healpix_maps`); ``sources`` and
+    ``flux_to_map`` as in `cut_patches`. Returns patches [n_rotations * patches_per_rotation, C, npix, npix]
+    (grouped by rotation, the unrotated sky first) and the per-patch `PATCH_PARAMS` columns (degrees).
+    """
+    rotations = sample_rotations(rng, n_rotations)
+    images, params = [], {name: [] for name in PATCH_PARAMS}
+    for r in range(n_rotations):  # a few frames; each cuts all of its patches at once
+        lon0, lat0 = random_patch_centres(rng, patches_per_rotation, grid, band_deg)
+        images.append(cut_patches(maps, grid, lon0, lat0, rotations[r], sources, flux_to_map))
+        rotvec = np.broadcast_to(rotations[r].as_rotvec(degrees=True)[:, None], (3, patches_per_rotation))
+        lon_sky, lat_sky = vec_to_lonlat(rotations[r].apply(lonlat_to_vec(lon0, lat0)))
+        for name, value in zip(PATCH_PARAMS, (lon0, lat0, *rotvec, lon_sky, lat_sky)):
+            params[name].append(value)
+    return np.concatenate(images), {k: np.concatenate(v).astype(np.float64) for k, v in params.items()}
+
+
+def rotations_from_params(params: Mapping[str, np.ndarray]) -> Rotation:
+    """The per-patch frames stored by `sample_patches` (rotation vectors in degrees) as one `Rotation` stack."""
+    rotvec = np.stack([params["rotvec_x"], params["rotvec_y"], params["rotvec_z"]], axis=-1)
+    return Rotation.from_rotvec(np.atleast_2d(rotvec), degrees=True)
