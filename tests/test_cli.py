@@ -43,7 +43,7 @@ def test_simulate_then_info(tmp_path, capsys):
     assert code == 0
     for text in ("20", "1 x 32 x 32", "intensity", "blobs v1", "n_blobs=10", "param x9"):
         assert text in stdout
-    assert run(capsys, "simulate", "list")[1].split() == ["blobs"]
+    assert "blobs" in run(capsys, "simulate", "list")[1].split()
 
 
 def test_simulate_from_a_preset_with_overrides(tmp_path, capsys):
