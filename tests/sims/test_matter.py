@@ -86,6 +86,23 @@ def test_linear_field_is_real_reproducible_and_zero_mean():
     assert torch.equal(dk, mesh.linear_field(noise.copy(), FID.power))
 
 
+def test_second_order_displacement_of_two_crossed_waves():
+    # delta = A cos(k x) + B cos(k y): phi_xx = A cos(kx), phi_yy = B cos(ky), phi_xy = 0, so the 2LPT source
+    # is A B cos(kx) cos(ky), phi2 = -A B cos(kx) cos(ky) / (2 k^2) and Psi2 = grad phi2 =
+    # A B / (2 k) (sin kx cos ky, cos kx sin ky, 0). A single plane wave has Psi2 = 0 (Zel'dovich is exact in 1D).
+    n, box, a, b = 16, 100.0, 0.3, -0.2
+    mesh = ParticleMesh(n, box)
+    k = 2 * np.pi / box * 2
+    x, y, _ = mesh.lattice()
+    for amp_b in (b, 0.0):
+        delta = (a * torch.cos(k * x) + amp_b * torch.cos(k * y)).reshape(n, n, n)
+        psi1, psi2 = mesh.lpt(torch.fft.rfftn(delta), order=2)
+        expected = a * amp_b / (2 * k) * torch.stack([torch.sin(k * x) * torch.cos(k * y),
+                                                      torch.cos(k * x) * torch.sin(k * y), torch.zeros_like(x)])
+        torch.testing.assert_close(psi2, expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(psi1[0], -a / k * torch.sin(k * x), atol=1e-5, rtol=0)  # delta = -div Psi1
+
+
 def evolve_pair(seed, n=32, box=1000.0, z_init=9.0, z_out=3.0, steps=5):
     mesh = ParticleMesh(n, box)
     noise = np.random.default_rng(seed).standard_normal((n,) * 3, dtype=np.float32)

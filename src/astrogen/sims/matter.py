@@ -134,35 +134,48 @@ class ParticleMesh:
         return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij")).reshape(3, -1)
 
     # -- cloud in cell ----------------------------------------------------------------------------
-    def _cic(self, pos: torch.Tensor):
-        """For each of the 8 CIC neighbours: flat cell index [N_p] and weight [N_p]."""
-        x = pos / self.cell
+    def cic_weights(self, pos: torch.Tensor, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 8 CIC neighbours of each particle: flat cell indices [8, N_p] and weights [8, N_p] (sum 1).
+
+        Computed once per force evaluation and shared by painting and readout; ``dtype`` of the weights.
+        """
+        x = torch.remainder(pos.to(dtype) / self.cell, self.n)
         base = torch.floor(x)
         frac = x - base
-        base = base.long()
-        n = self.n
-        for offset in range(8):
-            o = [(offset >> d) & 1 for d in range(3)]
-            idx = (base[0] + o[0]) % n * (n * n) + (base[1] + o[1]) % n * n + (base[2] + o[2]) % n
-            w = [frac[d] if o[d] else 1 - frac[d] for d in range(3)]
-            yield idx, w[0] * w[1] * w[2]
+        # int32 indices (n^3 < 2^31) and wrap-around by comparison: integer modulo is the slow part here.
+        lower = base.to(torch.int32)
+        lower = torch.where(lower >= self.n, lower - self.n, lower)  # x rounded up to exactly n
+        upper = torch.where(lower == self.n - 1, 0, lower + 1)
+        strides = (self.n * self.n, self.n, 1)
+        # Per axis, the two neighbours' index contributions and weights, [2, N_p]; combined by broadcasting.
+        part = [torch.stack([lower[d], upper[d]]) * strides[d] for d in range(3)]
+        weight = [torch.stack([1 - frac[d], frac[d]]) for d in range(3)]
+        idx = part[0][:, None, None] + part[1][None, :, None] + part[2][None, None, :]
+        w = weight[0][:, None, None] * weight[1][None, :, None] * weight[2][None, None, :]
+        return idx.reshape(8, -1), w.reshape(8, -1)
 
-    def paint(self, pos: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def paint(self, pos: torch.Tensor, dtype: torch.dtype = torch.float32, cic=None) -> torch.Tensor:
         """Density rho / rho_bar on the mesh [n, n, n] from equal-mass particles by CIC (mean exactly 1)."""
+        idx, w = cic if cic is not None else self.cic_weights(pos, dtype)
         grid = torch.zeros(self.n**3, dtype=dtype, device=self.device)
-        for idx, w in self._cic(pos):
-            grid.index_add_(0, idx, w.to(dtype))
+        grid.index_add_(0, idx.reshape(-1), w.reshape(-1).to(dtype))
         return (grid * (self.n**3 / pos.shape[1])).reshape((self.n,) * 3)
 
-    def readout(self, grid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def readout(self, grid: torch.Tensor, pos: torch.Tensor, cic=None) -> torch.Tensor:
         """Values of the mesh fields ``grid`` [C, n, n, n] at the particles by CIC, [C, N_p]."""
-        flat = grid.reshape(grid.shape[0], -1)
-        return sum(flat[:, idx] * w for idx, w in self._cic(pos))
+        idx, w = cic if cic is not None else self.cic_weights(pos)
+        # Cells as rows [n^3, C]: one gather per neighbour reads all components of a cell together.
+        rows = grid.reshape(grid.shape[0], -1).T.contiguous()
+        out = rows[idx[0]] * w[0, :, None]
+        for corner in range(1, 8):
+            out += rows[idx[corner]] * w[corner, :, None]
+        return out.T
 
     def gravity(self, pos: torch.Tensor, omega_m: float) -> torch.Tensor:
         """Force F = -grad psi at the particles, laplacian(psi) = 1.5 Omega_m delta, [3, N_p] in Mpc/h."""
-        delta_k = torch.fft.rfftn(self.paint(pos) - 1.0) / self.cic_window
-        return self.readout(1.5 * omega_m * self.grad_inv_laplacian(delta_k), pos)
+        cic = self.cic_weights(pos)
+        delta_k = torch.fft.rfftn(self.paint(pos, cic=cic) - 1.0) / self.cic_window
+        return self.readout(1.5 * omega_m * self.grad_inv_laplacian(delta_k), pos, cic)
 
     # -- evolution --------------------------------------------------------------------------------
     def evolve(self, cosmo: Cosmology, delta_k: torch.Tensor, a_out: float, a_init: float, n_steps: int,
