@@ -179,7 +179,7 @@ class ParticleMesh:
 
     # -- evolution --------------------------------------------------------------------------------
     def evolve(self, cosmo: Cosmology, delta_k: torch.Tensor, a_out: float, a_init: float, n_steps: int,
-               lpt_order: int = 2, force_mesh: ParticleMesh | None = None) -> torch.Tensor:
+               lpt_order: int = 2) -> torch.Tensor:
         """Particle positions [3, n^3] (Mpc/h, wrapped into the box) at scale factor ``a_out``.
 
         LPT to ``a_init``, then ``n_steps`` FastPM kick-drift-kick steps uniform in a to ``a_out``; if
@@ -192,23 +192,33 @@ class ParticleMesh:
             pos = pos + float(cosmo.growth(a0, 2)) * psi2
         if a_out <= a_init:
             return torch.remainder(pos, self.box_size)
-        e = lambda a: float(cosmo.efunc(a))  # noqa: E731
-        mom = a0**2 * e(a0) * float(cosmo.growth_derivative(a0)) * psi1
+        to_momentum = a0**2 * float(cosmo.efunc(a0))  # p = a^2 E dx/dln a
+        mom = to_momentum * float(cosmo.growth_derivative(a0)) * psi1
         if psi2 is not None:
-            mom = mom + a0**2 * e(a0) * float(cosmo.growth_derivative(a0, 2)) * psi2
-        d1 = lambda a: float(cosmo.growth(a))  # noqa: E731
-        g_p = lambda a: a**2 * e(a) * float(cosmo.growth_derivative(a))  # noqa: E731  (a^3 E dD/da)
-        g_f = lambda a: 1.5 * cosmo.omega_m * d1(a)  # noqa: E731
-        steps = np.linspace(a0, a_out, n_steps + 1)
-        gravity = (force_mesh or self).gravity
-        force = gravity(pos, cosmo.omega_m)
-        for a_i, a_f in itertools.pairwise(steps):
+            mom = mom + to_momentum * float(cosmo.growth_derivative(a0, 2)) * psi2
+        force = self.gravity(pos, cosmo.omega_m)
+        for a_i, a_f in itertools.pairwise(np.linspace(a0, a_out, n_steps + 1)):
             a_c = 0.5 * (a_i + a_f)
-            mom = mom + force * ((g_p(a_c) - g_p(a_i)) / g_f(a_i))
-            pos = torch.remainder(pos + mom * ((d1(a_f) - d1(a_i)) / g_p(a_c)), self.box_size)
-            force = gravity(pos, cosmo.omega_m)
-            mom = mom + force * ((g_p(a_f) - g_p(a_c)) / g_f(a_f))
+            mom = mom + force * fastpm_kick(cosmo, a_i, a_c, a_i)
+            pos = torch.remainder(pos + mom * fastpm_drift(cosmo, a_i, a_f, a_c), self.box_size)
+            force = self.gravity(pos, cosmo.omega_m)
+            mom = mom + force * fastpm_kick(cosmo, a_c, a_f, a_f)
         return pos
+
+
+def _g_p(cosmo: Cosmology, a: float) -> float:
+    """g_p = a^3 E dD1/da = a^2 E dD1/dln a: the momentum of unit linear displacement."""
+    return a**2 * float(cosmo.efunc(a)) * float(cosmo.growth_derivative(a))
+
+
+def fastpm_kick(cosmo: Cosmology, a_i: float, a_f: float, a_force: float) -> float:
+    """FastPM kick factor (g_p(a_f) - g_p(a_i)) / g_f(a_force), g_f = 1.5 Omega_m D1: p += F x factor."""
+    return (_g_p(cosmo, a_f) - _g_p(cosmo, a_i)) / (1.5 * cosmo.omega_m * float(cosmo.growth(a_force)))
+
+
+def fastpm_drift(cosmo: Cosmology, a_i: float, a_f: float, a_momentum: float) -> float:
+    """FastPM drift factor (D1(a_f) - D1(a_i)) / g_p(a_momentum): x += p x factor."""
+    return (float(cosmo.growth(a_f)) - float(cosmo.growth(a_i))) / _g_p(cosmo, a_momentum)
 
 
 def power_spectrum(delta: torch.Tensor, box_size: float, deconvolve_cic: bool = False):

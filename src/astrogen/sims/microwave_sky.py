@@ -164,7 +164,6 @@ class Sky:
 
     maps: np.ndarray
     sources: dict[int, tuple[np.ndarray, np.ndarray]]
-    kappa_cl: np.ndarray
 
     def source_map(self, channel: int) -> np.ndarray:
         """The sources of ``channel`` as a surface-brightness HEALPix map, Jy/sr (flux / pixel solid angle)."""
@@ -253,7 +252,7 @@ class MicrowaveSky(Simulator):
                          c.radio_flux_slope, c.radio_index_mean, c.radio_index_sigma),
         }
         maps = np.stack([kappa, tsz, ksz, cib, np.zeros_like(kappa)])
-        return Sky(maps, sources, cl)
+        return Sky(maps, sources)
 
     def flux_to_map(self) -> dict[int, float]:
         """Jy/sr -> uK_CMB at the observing frequency for the point-source channels."""
