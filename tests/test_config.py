@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from astrogen.config import load_preset, parse_overrides
+from astrogen.config import load_preset, load_yaml, parse_overrides
 from astrogen.errors import ConfigError, InputFileError
 from astrogen.sims import get_simulator
+from astrogen.train import load_train_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -20,10 +21,14 @@ def test_overrides_parse_yaml_values():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_every_shipped_preset_is_valid(path):
-    preset = load_preset(path)
-    simulator = get_simulator(preset.simulator, preset.config)
-    assert preset.n and simulator.config.model_dump(mode="json")
+def test_every_shipped_config_is_valid(path):
+    if "simulator" in load_yaml(path):
+        preset = load_preset(path)
+        simulator = get_simulator(preset.simulator, preset.config)
+        assert preset.n and simulator.config.model_dump(mode="json")
+    else:
+        config = load_train_config(path)
+        assert config.data.path and config.model.channels
 
 
 def test_preset_errors_name_the_file_and_key(tmp_path):

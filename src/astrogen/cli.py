@@ -141,6 +141,61 @@ def import_(
         console.print(f"imported {len(fs)} samples of shape {fs.sample_shape} into {fs.path}")
 
 
+@app.command("train")
+def train_(
+    config: Annotated[Path, typer.Argument(help="Experiment config (YAML, e.g. configs/blobs-ddpm.yaml).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override key=value, dotted (optim.lr=1e-4).")]
+    = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue from this checkpoint.")] = None,
+) -> None:
+    """Train a model from a YAML config; checkpoints and logs go to trainer.out."""
+    from astrogen.config import parse_overrides
+    from astrogen.train import train
+
+    result = train(config, parse_overrides(set_ or []), resume=resume, progress=True)
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
+    console.print(f"trained {result.steps} steps ({metrics}); checkpoint {result.checkpoint}")
+
+
+def _parse_conditions(items: list[str]) -> dict[str, float]:
+    from astrogen.config import parse_overrides
+
+    values = parse_overrides(items)
+    bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or isinstance(v, bool)]
+    if bad:
+        raise AstrogenError(f"--cond {bad[0]}: expected a number, got {values[bad[0]]!r}")
+    return {k: float(v) for k, v in values.items()}
+
+
+@app.command("sample")
+def sample_(
+    checkpoint: Annotated[Path, typer.Argument(help="Trained model checkpoint (.ckpt).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")],
+    n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Samples [rows of --cond-from, or 1000].")]
+    = None,
+    sampler: Annotated[str, typer.Option(help="ddpm, ddim or dpm (DPM-Solver++).")] = "dpm",
+    steps: Annotated[int, typer.Option(min=1, help="Sampling steps.")] = 20,
+    cond: Annotated[list[str] | None, typer.Option("--cond", help="Condition name=value (repeatable).")] = None,
+    cond_from: Annotated[Path | None, typer.Option(help="FieldSet whose params give per-sample conditions.")]
+    = None,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = conditional only).")] = 1.0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    compression: Compression = "none",
+    overwrite: Overwrite = False,
+) -> None:
+    """Generate samples from a trained model into a FieldSet in physical units."""
+    from astrogen.generate import sample_to_file
+
+    path = sample_to_file(
+        checkpoint, out, n=n, sampler=sampler, steps=steps, cond=_parse_conditions(cond or []),
+        cond_from=cond_from, guidance=guidance, seed=seed, batch_size=batch_size, device=device,
+        compression=_compression(compression), overwrite=overwrite, progress=True,
+    )
+    console.print(f"wrote samples to {path}")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("astrogen-demo"),

@@ -392,6 +392,10 @@ class FieldSet:
         for begin in range(start, stop, batch_size):
             yield self[begin : min(begin + batch_size, stop)]
 
+    def image_batches(self, batch_size: int = 256, start: int = 0, stop: int | None = None) -> ImageBatches:
+        """A re-iterable over the image arrays of samples ``start..stop`` (e.g. to fit transforms)."""
+        return ImageBatches(self, batch_size, start, stop)
+
     def torch_dataset(self, **kwargs):
         """A `torch.utils.data.Dataset` view of this file; see `FieldSetDataset` for the arguments."""
         from astrogen.data.dataset import FieldSetDataset
@@ -409,3 +413,16 @@ class FieldSet:
 
     def __repr__(self) -> str:
         return f"FieldSet({str(self.path)!r}, shape={self.shape}, channels={self.channels})"
+
+
+@dataclass
+class ImageBatches:
+    """Re-iterable view of a FieldSet's images in batches: each ``iter()`` streams the range again."""
+
+    fieldset: FieldSet
+    batch_size: int = 256
+    start: int = 0
+    stop: int | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (batch.images for batch in self.fieldset.batches(self.batch_size, self.start, self.stop))

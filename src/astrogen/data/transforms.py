@@ -57,7 +57,7 @@ def _batches(data) -> Iterator[np.ndarray]:
     from astrogen.data.fieldset import FieldSet
 
     if isinstance(data, FieldSet):
-        data = (batch.images for batch in data.batches())
+        data = data.image_batches()
     elif isinstance(data, (np.ndarray, torch.Tensor)):
         data = [data]
     for batch in data:

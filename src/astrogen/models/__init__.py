@@ -1,0 +1,1 @@
+"""Network definitions and their LightningModules, one module per model family."""

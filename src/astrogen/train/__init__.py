@@ -1,0 +1,227 @@
+"""Training: experiment configs (YAML), the FieldSet data module, and the Lightning Trainer.
+
+``astrogen train CONFIG.yaml --set optim.lr=1e-4`` and `train` from Python run the same code. The
+Trainer owns devices, precision, loops, checkpoints and logs (CSV and TensorBoard under ``out``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from astrogen.config import load_yaml, validate_config
+from astrogen.data import Augment, FieldSet
+from astrogen.data.dataset import FieldSetDataset
+from astrogen.data.transforms import MaxNorm, Transform
+from astrogen.errors import ConfigError, DataError
+from astrogen.models.diffusion import DiffusionConfig, DiffusionModule
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Training data: a FieldSet, its split, the transform to network space and augmentation."""
+
+    path: str = Field(description="FieldSet file")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="last fraction of the file held out")
+    conditions: list[str] = Field(default_factory=list, description="param columns to condition on")
+    transform: list[dict] = Field(default_factory=lambda: [{"name": "MinMax"}], description="Compose stages")
+    augment: bool = Field(True, description="random dihedral symmetries")
+    shift: bool = Field(False, description="random periodic shifts (periodic sets only)")
+    batch_size: int = Field(32, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+
+class OptimConfig(_Strict):
+    """AdamW with linear warm-up, gradient clipping and an EMA of the weights."""
+
+    lr: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(500, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+
+
+class ConditioningConfig(_Strict):
+    """Condition jitter (std in each condition's own units; one value or one per name) and dropout."""
+
+    jitter: float | dict[str, float] = 0.01
+    dropout: float = Field(0.1, ge=0, le=1)
+
+
+class RunConfig(_Strict):
+    """Loop length, hardware and outputs."""
+
+    out: str = Field("runs/diffusion", description="directory for checkpoints and logs")
+    max_steps: int = Field(20_000, ge=1)
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget")
+    val_every_steps: int = Field(500, ge=1)
+    log_every_steps: int = Field(50, ge=1)
+    precision: str = Field("auto", description="'auto' = bf16-mixed on GPUs that support it, else 32-true")
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    seed: int = Field(0, ge=0)
+
+
+class TrainConfig(_Strict):
+    """A diffusion training experiment (the YAML files under ``configs/``)."""
+
+    kind: Literal["diffusion"] = "diffusion"
+    data: DataConfig
+    model: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    conditioning: ConditioningConfig = Field(default_factory=ConditioningConfig)
+    trainer: RunConfig = Field(default_factory=RunConfig)
+
+
+def apply_overrides(values: dict, overrides: Mapping[str, object]) -> dict:
+    """Set dotted keys (``optim.lr``) of a nested dict; returns a new dict."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()}
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for key in parents:
+            child = node.get(key)
+            node[key] = dict(child) if isinstance(child, dict) else {}
+            node = node[key]
+        node[leaf] = value
+    return out
+
+
+def load_train_config(source: str | os.PathLike | Mapping | TrainConfig,
+                      overrides: Mapping[str, object] | None = None) -> TrainConfig:
+    """Validate a training config from a YAML file, a dict or a `TrainConfig`, with dotted overrides."""
+    if isinstance(source, TrainConfig):
+        source = source.model_dump()
+    where = str(source) if isinstance(source, (str, os.PathLike)) else "train config"
+    values = load_yaml(source) if isinstance(source, (str, os.PathLike)) else dict(source)
+    return validate_config(TrainConfig, apply_overrides(values, overrides or {}), where)
+
+
+@dataclass
+class TrainResult:
+    """Where a training run left its outputs."""
+
+    checkpoint: Path
+    out: Path
+    steps: int
+    metrics: dict[str, float]
+
+
+def _precision(name: str) -> str:
+    if name != "auto":
+        return name
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def _loaders(cfg: DataConfig, transform: Transform, n_train: int, n_total: int, shuffle_seed: int):
+    augment = Augment(dihedral=True, shift=cfg.shift) if (cfg.augment or cfg.shift) else None
+    train_set = FieldSetDataset(cfg.path, transform, augment, params=cfg.conditions)
+    val_set = FieldSetDataset(cfg.path, transform, None, params=cfg.conditions)
+    common = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers,
+              "persistent_workers": cfg.num_workers > 0, "pin_memory": torch.cuda.is_available()}
+    train = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(train_set, range(n_train)), shuffle=True, drop_last=n_train >= cfg.batch_size,
+        generator=torch.Generator().manual_seed(shuffle_seed), **common)
+    val = torch.utils.data.DataLoader(torch.utils.data.Subset(val_set, range(n_train, n_total)), **common)
+    return train, val
+
+
+def build_module(cfg: TrainConfig) -> tuple[DiffusionModule, int, int]:
+    """Fit the transform and condition statistics on the training split; return the module and split."""
+    with FieldSet(cfg.data.path) as fs:
+        n_total = len(fs)
+        n_train = n_total - round(cfg.data.val_fraction * n_total)
+        if n_train < 1 or (cfg.data.val_fraction > 0 and n_train == n_total):
+            raise DataError(f"{fs.path}: {n_total} samples are too few for val_fraction {cfg.data.val_fraction}")
+        if len(fs.sample_shape) != 3:
+            raise DataError(f"{fs.path}: diffusion models take 2D images [N, C, H, W], got {fs.shape}")
+        missing = sorted(set(cfg.data.conditions) - set(fs.param_names))
+        if missing:
+            raise ConfigError(f"data.conditions: {fs.path} has no columns {missing}; it has {fs.param_names}")
+        transform = Transform.from_dict({"name": "Compose", "transforms": cfg.data.transform})
+        if any(isinstance(t, MaxNorm) for t in transform.transforms):
+            raise ConfigError("data.transform: MaxNorm is per image and cannot be inverted for generated samples")
+        transform.fit(fs.image_batches(stop=n_train))
+        params = np.stack([fs.params[c][:n_train] for c in cfg.data.conditions], 1) if cfg.data.conditions \
+            else np.zeros((n_train, 0))
+        meta = fs.meta.to_attrs()
+        shape = list(fs.sample_shape)
+    jitter = cfg.conditioning.jitter
+    jitter = [jitter.get(c, 0.01) if isinstance(jitter, dict) else jitter for c in cfg.data.conditions]
+    std = params.std(0)
+    if np.any(std == 0):
+        raise DataError(f"conditions {np.array(cfg.data.conditions)[std == 0].tolist()} are constant in the data")
+    module = DiffusionModule(
+        model=cfg.model.model_dump(), image_shape=shape, conditions=cfg.data.conditions,
+        cond_mean=params.mean(0).tolist(), cond_std=std.tolist(), cond_jitter=jitter,
+        cond_dropout=cfg.conditioning.dropout, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+        warmup_steps=cfg.optim.warmup_steps, ema_decay=cfg.optim.ema_decay,
+        transform=transform.to_dict(), data_meta=meta,
+    )
+    return module, n_train, n_total
+
+
+def build_trainer(cfg: TrainConfig, progress: bool = True, callbacks: list | None = None) -> L.Trainer:
+    """The Lightning Trainer for ``cfg``: precision, checkpoints (best on val/loss and last), CSV and
+    TensorBoard logs, gradient clipping, step-based validation and an optional wall-clock budget."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    out = Path(cfg.trainer.out)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}", monitor="val/loss",
+                                 save_last=True, save_top_k=1)
+    return L.Trainer(
+        default_root_dir=out,
+        max_steps=cfg.trainer.max_steps,
+        max_time={"minutes": cfg.trainer.max_minutes} if cfg.trainer.max_minutes else None,
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        precision=_precision(cfg.trainer.precision),
+        gradient_clip_val=cfg.optim.grad_clip,
+        check_val_every_n_epoch=None,
+        val_check_interval=cfg.trainer.val_every_steps,
+        log_every_n_steps=cfg.trainer.log_every_steps,
+        logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
+        callbacks=[checkpoint, *(callbacks or [])],
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+        num_sanity_val_steps=0,
+    )
+
+
+def train(config, overrides: Mapping[str, object] | None = None, resume: str | os.PathLike | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train the model described by ``config`` (YAML path, dict or `TrainConfig`).
+
+    Returns the final checkpoint (``out/final.ckpt``), which holds the weights, their EMA, the data
+    transform, condition normalisation and the training set's metadata. ``resume`` continues a run
+    from one of its checkpoints (optimizer, EMA and step count included).
+    """
+    cfg = load_train_config(config, overrides)
+    if cfg.data.val_fraction == 0:
+        raise ConfigError("data.val_fraction must be > 0: validation loss selects the best checkpoint")
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    module, n_train, n_total = build_module(cfg)
+    train_loader, val_loader = _loaders(cfg.data, module.transform, n_train, n_total, cfg.trainer.seed)
+    trainer = build_trainer(cfg, progress)
+    if resume is not None and not Path(resume).is_file():
+        raise ConfigError(f"--resume {resume}: no such checkpoint")
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
+    final = Path(cfg.trainer.out) / "final.ckpt"
+    trainer.save_checkpoint(final)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return TrainResult(final, Path(cfg.trainer.out), trainer.global_step, metrics)
+
+
+__all__ = ["TrainConfig", "TrainResult", "build_module", "build_trainer", "load_train_config", "train"]

@@ -1,0 +1,124 @@
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from astrogen.cli import main
+from astrogen.data import FieldSet
+from astrogen.errors import ConfigError
+from astrogen.generate import batch_seed, load_diffusion, sample_to_file
+from astrogen.sims import simulate_to_file
+from astrogen.train import build_module, load_train_config, train
+
+TINY = {"channels": [16, 16], "attention_levels": 1, "layers_per_block": 1}
+
+
+def config(tmp, data, **trainer):
+    return {
+        "data": {"path": str(data), "conditions": ["x0"], "batch_size": 8, "val_fraction": 0.25},
+        "model": TINY,
+        "optim": {"lr": 1e-3, "warmup_steps": 2},
+        "trainer": {"out": str(tmp / "run"), "max_steps": 4, "val_every_steps": 2, "log_every_steps": 1, **trainer},
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    data = simulate_to_file("blobs", 32, tmp / "blobs.h5", seed=0, config={"n_blobs": 1, "size": 16, "fwhm": 4})
+    result = train(config(tmp, data), progress=False)
+    return tmp, data, result
+
+
+def test_training_writes_checkpoints_logs_and_everything_needed_to_sample(trained):
+    tmp, data, result = trained
+    assert result.steps == 4 and result.checkpoint.is_file()
+    assert (tmp / "run" / "checkpoints" / "last.ckpt").is_file()
+    logged = (tmp / "run" / "logs" / "metrics.csv").read_text()
+    assert "val/loss" in logged and "train/loss" in logged
+    assert list((tmp / "run" / "tensorboard").glob("events.*"))
+    module = load_diffusion(result.checkpoint)
+    assert module.conditions == ["x0"]
+    with FieldSet(data) as fs:  # transform and condition statistics come from the training split only
+        train_x0 = fs.params["x0"][:24]
+        assert module.hparams.data_meta["simulator"] == "blobs"
+    np.testing.assert_allclose(module.cond_mean.numpy(), [train_x0.mean()], rtol=1e-6)
+    assert module.transform.transforms[0].max == pytest.approx([float(FieldSet(data)[:24].images.max())])
+
+
+def test_resume_continues_the_step_count(trained):
+    tmp, data, _ = trained
+    resumed = train(config(tmp, data, max_steps=6), resume=tmp / "run" / "checkpoints" / "last.ckpt",
+                    progress=False)
+    assert resumed.steps == 6
+
+
+def test_samples_are_in_physical_units_and_reproducible(trained, tmp_path):
+    _, data, result = trained
+    a = sample_to_file(result.checkpoint, tmp_path / "a.h5", n=5, steps=3, cond={"x0": 7.5}, seed=1, batch_size=2)
+    b = sample_to_file(result.checkpoint, tmp_path / "b.h5", n=5, steps=3, cond={"x0": 7.5}, seed=1, batch_size=2)
+    assert a.read_bytes() == b.read_bytes()
+    with FieldSet(a) as fs, FieldSet(data) as real:
+        assert fs.shape == (5, 1, 16, 16) and fs.channels == real.channels
+        assert fs.meta.units == real.meta.units and fs.meta.pixel_size == real.meta.pixel_size
+        np.testing.assert_array_equal(fs.params["x0"], 7.5)
+        assert fs.meta.provenance["sampler"] == "dpm"
+        # The file holds the module's physical-unit output (transform inverted), batch by batch.
+        module = load_diffusion(result.checkpoint)
+        expected = torch.cat([
+            module.generate(len(rows), "dpm", 3, torch.full((len(rows), 1), 7.5), 1.0,
+                            torch.Generator().manual_seed(batch_seed(1, b)))
+            for b, rows in enumerate([range(2), range(2), range(1)])
+        ])
+        np.testing.assert_array_equal(fs[:].images, expected.numpy())
+    c = sample_to_file(result.checkpoint, tmp_path / "c.h5", cond_from=data, steps=2)
+    with FieldSet(c) as fs, FieldSet(data) as real:
+        np.testing.assert_array_equal(fs.params["x0"], real.params["x0"])
+    with pytest.raises(ConfigError, match="missing"):
+        sample_to_file(result.checkpoint, tmp_path / "d.h5", n=2)
+    with pytest.raises(ConfigError, match="unknown"):
+        sample_to_file(result.checkpoint, tmp_path / "d.h5", n=2, cond={"x0": 1, "z": 2})
+
+
+def test_checkpoint_round_trip_reproduces_samples_bitwise(trained, tmp_path):
+    tmp, data, _ = trained
+    cfg = load_train_config(config(tmp, data))
+    module, *_ = build_module(cfg)
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    batch = {"image": torch.randn(8, 1, 16, 16), "params": torch.rand(8, 1) * 16}
+    trainer.fit(module, torch.utils.data.DataLoader([{k: v[i] for k, v in batch.items()} for i in range(8)],
+                                                    batch_size=4))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    cond = torch.full((3, 1), 4.0)
+    before = module.generate(3, "ddpm", 4, cond, 2.0, torch.Generator().manual_seed(9))
+    after = load_diffusion(tmp_path / "m.ckpt").generate(3, "ddpm", 4, cond, 2.0, torch.Generator().manual_seed(9))
+    assert torch.equal(before, after)
+
+
+def test_config_errors_name_the_key(trained, tmp_path):
+    tmp, data, _ = trained
+    with pytest.raises(ConfigError, match=r"optim\.lrr"):
+        load_train_config(config(tmp, data), {"optim.lrr": 1e-3})
+    with pytest.raises(ConfigError, match="MaxNorm"):
+        build_module(load_train_config(config(tmp, data), {"data.transform": [{"name": "MaxNorm"}]}))
+    with pytest.raises(ConfigError, match="no columns"):
+        build_module(load_train_config(config(tmp, data), {"data.conditions": ["redshift"]}))
+
+
+def test_cli_train_and_sample(trained, tmp_path, capsys):
+    _, data, _ = trained
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, data)))
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(path), "--set", "trainer.max_steps=2", "--set", "data.augment=false"])
+    assert exit_.value.code in (0, None)
+    assert "trained 2 steps" in capsys.readouterr().out
+    ckpt = tmp_path / "run" / "final.ckpt"
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", str(ckpt), "--n", "3", "--steps", "2", "--cond", "x0=3", "--out", str(tmp_path / "g.h5")])
+    assert exit_.value.code in (0, None) and len(FieldSet(tmp_path / "g.h5")) == 3
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", str(ckpt), "--cond", "x0=abc", "--out", str(tmp_path / "h.h5")])
+    assert exit_.value.code == 2 and "expected a number" in capsys.readouterr().err
