@@ -29,7 +29,7 @@ Physics and numerical choices (units: Mpc/h, h/Mpc, time in 1/H0):
   mesh finer than the particle grid is not offered: on it the lattice itself shows up as spurious
   power. Initial particles sit on the cell corners q = i box / n_grid. Consequence of the one-cell force
   resolution (measured, same seed against linear growth): at z = 0, P(k) is within ~2% for k < 0.1 k_Nyq
-  and 6-9% low for 0.13 k_Nyq < k < 0.5 k_Nyq; at z = 3 it is within 2% for k < k_Nyq / 8.
+  and 6-10% low for 0.13 k_Nyq < k < 0.5 k_Nyq (1 Gpc/h, 128^3); at z = 3 it is within 2% for k < k_Nyq / 8.
 * Output: delta = rho / rho_bar - 1 from CIC of the particles on the same mesh (so delta >= -1 and the
   total mass is exactly the particle number, accumulated in float64).
 
