@@ -1,0 +1,57 @@
+"""Input validation shared by the statistics: every estimator sees a finite float64 ``[N, C, ...]`` array."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from astrogen.errors import DataError
+
+
+def _check(shape: tuple[int, ...], finite: bool, ndim: int, what: str) -> None:
+    if len(shape) not in (ndim, ndim - 2):
+        spatial = "D, H, W" if ndim == 5 else "H, W"
+        raise DataError(f"{what}: expected [N, C, {spatial}] or [{spatial}], got shape {tuple(shape)}")
+    if 0 in shape:
+        raise DataError(f"{what}: empty array of shape {tuple(shape)}")
+    if not finite:
+        raise DataError(f"{what}: contains NaN or inf")
+
+
+def as_maps(x, ndim: int = 4, what: str = "maps") -> np.ndarray:
+    """Validated float64 NumPy copy of a batch of maps.
+
+    Parameters
+    ----------
+    x : NumPy array or torch tensor, ``[N, C, H, W]`` (``ndim=4``) or ``[N, C, D, H, W]`` (``ndim=5``);
+        a single map ``[H, W]`` (``[D, H, W]``) is promoted to ``[1, 1, ...]``.
+    ndim : number of axes of the batched form (4 for 2D maps, 5 for 3D boxes).
+    what : name used in error messages.
+
+    Raises
+    ------
+    DataError : wrong number of axes, empty array, NaN or inf.
+    """
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    array = np.asarray(x, dtype=np.float64)
+    _check(array.shape, bool(np.isfinite(array).all()), ndim, what)
+    return array if array.ndim == ndim else array[None, None]
+
+
+def as_tensor(x, ndim: int = 4, what: str = "maps", check_finite: bool = True) -> torch.Tensor:
+    """Like `as_maps` but a torch tensor kept on the input tensor's device (NumPy input: CPU).
+
+    float32 input stays float32 (FFTs in single precision are twice as fast and accurate to ~1e-6 relative;
+    callers accumulate their sums in float64); anything else becomes float64. ``check_finite=False`` leaves
+    the NaN/inf check to a caller that can do it cheaper (e.g. on the k = 0 mode of an FFT).
+    """
+    tensor = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    tensor = tensor.to(torch.float32 if tensor.dtype == torch.float32 else torch.float64)
+    _check(tuple(tensor.shape), not check_finite or bool(torch.isfinite(tensor).all()), ndim, what)
+    return tensor if tensor.ndim == ndim else tensor[None, None]
+
+
+def batch_ndim(x) -> int:
+    """5 for ``[N, C, D, H, W]`` boxes, else 4 (a 3-axis input stays ambiguous and is rejected by `as_maps`)."""
+    return 5 if len(x.shape) == 5 else 4
