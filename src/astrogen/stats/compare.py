@@ -1,0 +1,405 @@
+"""The scorecard: does a generated set reproduce the statistics of a real one, with bootstrap error bars?
+
+Each statistic maps a set of maps to a per-map summary ``[N, C, B]`` (a histogram, P(k), peak counts, ...).
+A distance compares the two sets' summaries through their means:
+
+* ``ratio``  mean over bins and channels of |mean_gen / mean_real - 1| (power spectra);
+* ``chi2``   chi^2 per bin of the mean difference, with the real set's covariance scaled to the error of a
+  difference of means, Cov_real (1/N_real + 1/N_gen), Hartlap-corrected (peaks, Minkowski, clusters, bispectrum);
+* ``ks``     Kolmogorov-Smirnov distance between the set-mean binned pixel distributions, worst channel;
+* ``offset`` |mean of generated map means - mean of real map means| / scatter of the real map means, worst channel.
+
+The error bar is the standard deviation of the distance over ``n_bootstrap`` resamples (with replacement) of both
+sets; resampling only reweights the summary arrays (a [n_boot, N] weight matrix times [N, B]), no FFT is redone.
+For chi2 the covariance stays that of the full real set. ``passed`` is ``distance <= tolerance``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from astrogen.errors import ConfigError, DataError, UnknownNameError
+from astrogen.stats._common import as_maps, batch_ndim
+
+DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean")
+
+PDF_BINS = 50
+
+
+@dataclass
+class SetInfo:
+    """Per-channel pixel range and scatter of a whole set, gathered in one streaming pass: [C] each."""
+
+    min: np.ndarray
+    max: np.ndarray
+    std: np.ndarray
+    n: int
+
+    @classmethod
+    def from_batches(cls, batches: Iterable[np.ndarray]) -> SetInfo:
+        low = high = total = total_sq = None
+        count, n = 0, 0
+        for x in batches:
+            axes = (0, *range(2, x.ndim))
+            low = x.min(axes) if low is None else np.minimum(low, x.min(axes))
+            high = x.max(axes) if high is None else np.maximum(high, x.max(axes))
+            total = x.sum(axes) if total is None else total + x.sum(axes)
+            total_sq = (x**2).sum(axes) if total_sq is None else total_sq + (x**2).sum(axes)
+            count += x.size // x.shape[1]
+            n += len(x)
+        mean = total / count
+        return cls(low, high, np.sqrt(np.maximum(total_sq / count - mean**2, 0.0)), n)
+
+
+@dataclass
+class Statistic:
+    """A scorecard entry: ``summary(maps, context) -> (per-map summary [n, C, B], x [B] axis)``.
+
+    ``context`` holds ``pixel_size``, ``periodic``, and ``real``/``generated`` `SetInfo`s so that both sets are
+    summarised with the same bins and thresholds (taken from the real set).
+    """
+
+    summary: Callable[[np.ndarray, dict], tuple[np.ndarray, np.ndarray]]
+    distance: str
+    tolerance: float
+    description: str
+
+
+def _pixel_pdf(maps, ctx):
+    real, gen = ctx["real"], ctx["generated"]
+    low, high = np.minimum(real.min, gen.min), np.maximum(real.max, gen.max)
+    high = np.where(high > low, high, low + 1.0)
+    # Per-channel edges (channels may live on different scales); fraction of pixels per bin.
+    fractions = []
+    for ch in range(maps.shape[1]):
+        edges = np.linspace(low[ch], high[ch], PDF_BINS + 1)
+        idx = np.clip(np.searchsorted(edges, maps[:, ch].reshape(len(maps), -1), side="right") - 1, 0, PDF_BINS - 1)
+        offsets = np.arange(len(maps))[:, None] * PDF_BINS
+        counts = np.bincount((idx + offsets).ravel(), minlength=len(maps) * PDF_BINS).reshape(len(maps), PDF_BINS)
+        fractions.append(counts / idx.shape[1])
+    return np.stack(fractions, 1), 0.5 * (edges[1:] + edges[:-1])
+
+
+def _power(maps, ctx):
+    from astrogen.stats.power import power_spectrum
+
+    spectrum = power_spectrum(maps, pixel_size=ctx["pixel_size"])
+    return spectrum.power, spectrum.k
+
+
+def _bispectrum(maps, ctx):
+    from astrogen.stats.bispectrum import bispectrum
+
+    result = bispectrum(maps, pixel_size=ctx["pixel_size"])
+    return result.bispectrum, np.arange(len(result.k1), dtype=np.float64)
+
+
+def _peaks(maps, ctx):
+    peaks = importlib.import_module("astrogen.stats.peaks")
+    result = peaks.peak_counts(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
+    return result.counts, result.nu
+
+
+def _minkowski(maps, ctx):
+    minkowski = importlib.import_module("astrogen.stats.minkowski")
+    result = minkowski.minkowski_functionals(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"],
+                                             periodic=ctx["periodic"])
+    return np.concatenate([result.v0, result.v1, result.v2], -1), np.tile(result.thresholds, 3)
+
+
+def _clusters(maps, ctx):
+    clusters = importlib.import_module("astrogen.stats.clusters")
+    result = clusters.clusters(maps, sigma0=ctx["real"].std, periodic=ctx["periodic"])
+    return np.concatenate([result.count, result.skeleton_length], -1), np.tile(result.threshold, 2)
+
+
+def _mean(maps, ctx):
+    return maps.reshape(*maps.shape[:2], -1).mean(-1)[..., None], np.zeros(1)
+
+
+REGISTRY: dict[str, Statistic] = {
+    "pixel_pdf": Statistic(_pixel_pdf, "ks", 0.05, "KS distance of the binned pixel PDFs"),
+    "power": Statistic(_power, "ratio", 0.10, "mean |P_gen / P_real - 1| over k bins"),
+    "bispectrum": Statistic(_bispectrum, "chi2", 3.0, "chi^2 / bin of B(k1, k2, k3) on the default triangles"),
+    "peaks": Statistic(_peaks, "chi2", 3.0, "chi^2 / bin of peak counts per nu = value / sigma_real"),
+    "minkowski": Statistic(_minkowski, "chi2", 3.0, "chi^2 / bin of Minkowski functionals V0, V1, V2"),
+    "clusters": Statistic(_clusters, "chi2", 3.0, "chi^2 / bin of cluster counts and skeleton lengths"),
+    "mean": Statistic(_mean, "offset", 0.5, "|mean offset| in units of the real map-mean scatter"),
+}
+
+
+@dataclass
+class Row:
+    """One verdict: the distance of one statistic, its bootstrap error and 95% interval (``detail``)."""
+
+    statistic: str
+    distance: float
+    error: float
+    tolerance: float
+    passed: bool
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Scorecard:
+    """All verdicts of a comparison plus the provenance of the two inputs."""
+
+    rows: list[Row]
+    provenance: dict
+
+    @property
+    def passed(self) -> bool:
+        return all(row.passed for row in self.rows)
+
+    def to_dict(self) -> dict:
+        return {"rows": [asdict(row) for row in self.rows], "provenance": self.provenance, "passed": self.passed}
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write ``scorecard.json`` atomically (temporary file in the same folder, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        try:
+            with os.fdopen(handle, "w") as f:
+                json.dump(_jsonable(self.to_dict()), f, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def table(self):
+        """A rich Table of the rows (statistic, distance +- error, tolerance, verdict)."""
+        from rich.table import Table
+
+        table = Table(title="astrogen scorecard")
+        for column in ("statistic", "distance", "tolerance", "verdict"):
+            table.add_column(column)
+        for row in self.rows:
+            verdict = "[green]pass[/green]" if row.passed else "[red]FAIL[/red]"
+            table.add_row(row.statistic, f"{row.distance:.4g} ± {row.error:.2g}", f"{row.tolerance:g}", verdict)
+        return table
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _distances(kind: str, real: np.ndarray, gen: np.ndarray, w_real: np.ndarray, w_gen: np.ndarray) -> np.ndarray:
+    """Distance for every row of the weight matrices ([K, N], rows sum to 1): [K]."""
+    n_real, n_gen = len(real), len(gen)
+    shape = real.shape[1:]
+    real, gen = real.reshape(n_real, -1), gen.reshape(n_gen, -1)
+    m_real, m_gen = w_real @ real, w_gen @ gen  # [K, P]
+    if kind == "ratio":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.abs(m_gen / m_real - 1).mean(-1)
+    if kind == "ks":
+        cdf = np.cumsum((m_gen - m_real).reshape(len(m_real), *shape), axis=-1)
+        return np.abs(cdf).max(axis=(-2, -1))
+    if kind == "offset":
+        scatter = np.sqrt(np.maximum(w_real @ real**2 - m_real**2, 0.0) * n_real / max(n_real - 1, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.abs(m_gen - m_real) / scatter).max(-1)
+    if kind == "chi2":
+        var_real, var_gen = real.var(0, ddof=1), gen.var(0, ddof=1)
+        mean_real, mean_gen = real.mean(0), gen.mean(0)
+        # Bins where neither set varies and the means agree carry no information (e.g. never-reached peak heights).
+        use = (var_real > 0) | (var_gen > 0) | (mean_real != mean_gen)
+        p = int(use.sum())
+        if p == 0:
+            return np.zeros(len(m_real))
+        cov = np.atleast_2d(np.cov(real[:, use], rowvar=False)) * (1 / n_real + 1 / n_gen)
+        # A bin constant in the real set but not in the generated one gets the generated variance instead.
+        cov += np.diag(np.where(var_real[use] > 0, 0.0, var_gen[use] / n_gen))
+        precision = np.linalg.pinv(cov, hermitian=True)
+        if n_real > p + 2:  # Hartlap et al. 2007: unbiased inverse of an estimated covariance
+            precision *= (n_real - p - 2) / (n_real - 1)
+        diff = (m_gen - m_real)[:, use]
+        return np.einsum("kp,pq,kq->k", diff, precision, diff) / p
+    raise ConfigError(f"unknown distance kind {kind!r}")
+
+
+def _score(name: str, stat: Statistic, real: np.ndarray, gen: np.ndarray, tolerance: float, n_bootstrap: int,
+           rng: np.random.Generator, x: np.ndarray) -> Row:
+    if len(real) < 2 or len(gen) < 1:
+        raise DataError(f"scorecard {name}: need at least 2 real and 1 generated map, got {len(real)} and {len(gen)}")
+
+    def weights(n: int) -> np.ndarray:
+        draws = rng.integers(0, n, size=(n_bootstrap, n))
+        counts = np.zeros((n_bootstrap, n))
+        np.add.at(counts, (np.arange(n_bootstrap)[:, None], draws), 1.0)
+        return np.concatenate([np.full((1, n), 1.0), counts]) / n
+
+    dist = _distances(stat.distance, real, gen, weights(len(real)), weights(len(gen)))
+    boot = dist[1:]
+    finite = boot[np.isfinite(boot)]
+    error = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+    interval = np.percentile(finite, [2.5, 97.5]) if len(finite) else np.array([np.nan, np.nan])
+    detail = {"distance_kind": stat.distance, "description": stat.description, "interval95": interval,
+              "n_real": len(real), "n_generated": len(gen), "x": x,
+              "real_mean": real.mean(0), "generated_mean": gen.mean(0)}
+    return Row(name, float(dist[0]), error, float(tolerance), bool(dist[0] <= tolerance), detail)
+
+
+def _summaries(real_batches, gen_batches, names, pixel_size, periodic):
+    """Two passes over each set: set-wide ranges and scatter, then the per-map summaries of every statistic."""
+    ctx = {"pixel_size": float(pixel_size), "periodic": bool(periodic),
+           "real": SetInfo.from_batches(real_batches), "generated": SetInfo.from_batches(gen_batches)}
+    out, skipped = {}, {}
+    for name in names:
+        try:
+            parts = [(REGISTRY[name].summary(b, ctx), "real") for b in real_batches]
+            parts += [(REGISTRY[name].summary(b, ctx), "gen") for b in gen_batches]
+        except ModuleNotFoundError as err:  # S2's statistics are optional until merged
+            skipped[name] = f"not available: {err}"
+            warnings.warn(f"scorecard: skipping {name!r} ({err})", stacklevel=3)
+            continue
+        real = np.concatenate([s for (s, _), which in parts if which == "real"])
+        gen = np.concatenate([s for (s, _), which in parts if which == "gen"])
+        out[name] = (real, gen, parts[0][0][1])
+    return out, skipped, ctx
+
+
+def _check_names(stats: Sequence[str], tolerances: dict | None) -> dict[str, float]:
+    for name in stats:
+        if name not in REGISTRY:
+            raise UnknownNameError(f"unknown statistic {name!r}; known: {', '.join(REGISTRY)}")
+    tol = {name: stat.tolerance for name, stat in REGISTRY.items()}
+    for name, value in (tolerances or {}).items():
+        if name not in REGISTRY:
+            raise ConfigError(f"tolerance for unknown statistic {name!r}; known: {', '.join(REGISTRY)}")
+        tol[name] = float(value)
+    return tol
+
+
+def _scorecard(real_batches, gen_batches, stats, tolerances, pixel_size, periodic, n_bootstrap, seed,
+               condition, condition_bins, provenance) -> Scorecard:
+    if n_bootstrap < 2:
+        raise ConfigError(f"n_bootstrap must be >= 2, got {n_bootstrap}")
+    tol = _check_names(stats, tolerances)
+    summaries, skipped, ctx = _summaries(real_batches, gen_batches, stats, pixel_size, periodic)
+    rng = np.random.default_rng(seed)
+    groups = [("", None, None)]
+    if condition is not None:
+        c_real, c_gen = (np.asarray(c, dtype=np.float64).reshape(-1) for c in condition)
+        n_real, n_gen = ctx["real"].n, ctx["generated"].n
+        if (len(c_real), len(c_gen)) != (n_real, n_gen):
+            raise DataError(f"condition: {len(c_real)} and {len(c_gen)} values for {n_real} and {n_gen} maps")
+        edges = np.asarray(condition_bins if condition_bins is not None
+                           else np.quantile(c_real, np.linspace(0, 1, 5)), dtype=np.float64)
+        last = len(edges) - 2
+        for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+            # Half-open bins, the last one closed so the maximum of the real condition is included.
+            def inside(c, lo=lo, hi=hi, closed=i == last):
+                return (c >= lo) & ((c <= hi) if closed else (c < hi))
+            groups.append((f"[{lo:g}, {hi:g}{']' if i == last else ')'}", inside(c_real), inside(c_gen)))
+    rows = []
+    for name, (real, gen, x) in summaries.items():
+        for label, sel_real, sel_gen in groups:
+            if sel_real is not None and (sel_real.sum() < 2 or sel_gen.sum() < 1):
+                continue
+            r = real if sel_real is None else real[sel_real]
+            g = gen if sel_gen is None else gen[sel_gen]
+            row = _score(name if not label else f"{name} {label}", REGISTRY[name], r, g, tol[name], n_bootstrap,
+                         rng, x)
+            if label:
+                row.detail["condition_bin"] = label
+            rows.append(row)
+    provenance = {**(provenance or {}), "pixel_size": float(pixel_size), "periodic": bool(periodic),
+                  "n_bootstrap": int(n_bootstrap), "seed": seed, "skipped": skipped}
+    return Scorecard(rows, provenance)
+
+
+def compare(real, generated, stats: Sequence[str] = DEFAULT_STATS, tolerances: dict[str, float] | None = None,
+            pixel_size: float = 1.0, n_bootstrap: int = 200, seed: int = 0, periodic: bool = True,
+            condition=None, condition_bins=None, provenance: dict | None = None) -> Scorecard:
+    """Score a generated set of maps against a real one, statistic by statistic, with bootstrap error bars.
+
+    Parameters
+    ----------
+    real, generated : [N, C, H, W] maps in the same physical units (NumPy or torch).
+    stats : names from `REGISTRY` (pixel_pdf, power, peaks, minkowski, clusters, bispectrum, mean); statistics
+        whose module is missing are skipped with a warning and listed in ``provenance["skipped"]``.
+    tolerances : {name: tolerance} overriding the defaults (`REGISTRY[name].tolerance`).
+    pixel_size : side of a pixel in physical units (k of the spectra in 1/<pixel unit>).
+    n_bootstrap : number of bootstrap resamples of both sets for the error bars.
+    seed : seed of the bootstrap.
+    periodic : whether the maps wrap around (peaks, Minkowski and clusters use it; spectra assume it).
+    condition : optional pair (real values [N_real], generated values [N_gen]) of a conditioning parameter,
+        e.g. redshift; adds one row per statistic and bin of the condition, named ``"power [0.5, 1)"``.
+    condition_bins : edges of the condition bins (default: quartiles of the real values).
+    provenance : extra entries recorded in the scorecard (input files, command line, ...).
+    """
+    real = as_maps(real, batch_ndim(real), what="real")
+    generated = as_maps(generated, batch_ndim(generated), what="generated")
+    if real.shape[1:] != generated.shape[1:]:
+        raise DataError(f"real maps {real.shape[1:]} and generated maps {generated.shape[1:]} differ in shape")
+    provenance = {"real_shape": list(real.shape), "generated_shape": list(generated.shape), **(provenance or {})}
+    return _scorecard([real], [generated], stats, tolerances, pixel_size, periodic, n_bootstrap, seed,
+                      condition, condition_bins, provenance)
+
+
+class _FileBatches:
+    """Re-iterable float64 image batches of a FieldSet (each statistic streams the file again)."""
+
+    def __init__(self, fieldset, batch_size: int):
+        self.fieldset, self.batch_size = fieldset, batch_size
+
+    def __iter__(self):
+        for batch in self.fieldset.batches(self.batch_size):
+            yield batch.images.astype(np.float64)
+
+
+def compare_files(real_path: str | os.PathLike, gen_path: str | os.PathLike, stats: Sequence[str] = DEFAULT_STATS,
+                  tolerances: dict[str, float] | None = None, n_bootstrap: int = 200, seed: int = 0,
+                  batch_size: int = 256, condition: str | None = None, condition_bins=None) -> Scorecard:
+    """`compare` two FieldSet files read in batches; pixel_size and periodic come from the real file's attrs.
+
+    ``condition`` names a parameter column present in both files (e.g. ``"redshift"``). Raises DataError when
+    the files differ in channels, sample shape, units or pixel size.
+    """
+    from astrogen.data import FieldSet
+
+    with FieldSet(real_path) as real, FieldSet(gen_path) as gen:
+        for what, a, b in (("channels", real.channels, gen.channels), ("sample shape", real.sample_shape,
+                           gen.sample_shape), ("units", real.meta.units, gen.meta.units),
+                           ("pixel size", (real.meta.pixel_size, real.meta.pixel_unit),
+                            (gen.meta.pixel_size, gen.meta.pixel_unit))):
+            if a != b:
+                raise DataError(f"{real.path} and {gen.path} are not comparable: {what} {a} vs {b}")
+        cond = None
+        if condition is not None:
+            missing = [f.path for f in (real, gen) if condition not in f.params]
+            if missing:
+                raise DataError(f"condition {condition!r}: no such parameter in {', '.join(map(str, missing))}")
+            cond = (real.params[condition], gen.params[condition])
+        provenance = {"real": str(real.path), "generated": str(gen.path), "channels": real.channels,
+                      "units": real.meta.units, "pixel_unit": real.meta.pixel_unit, "real_n": len(real),
+                      "generated_n": len(gen), "sample_shape": list(real.sample_shape),
+                      "real_simulator": real.meta.simulator, "condition": condition}
+        return _scorecard(_FileBatches(real, batch_size), _FileBatches(gen, batch_size), stats,
+                          tolerances, real.meta.pixel_size or 1.0, real.meta.periodic, n_bootstrap, seed, cond,
+                          condition_bins, provenance)
