@@ -1,0 +1,73 @@
+"""The scorecard passes a set against its other half and fails a visibly different set."""
+
+import json
+
+import numpy as np
+import pytest
+
+from astrogen.data import FieldMeta, FieldSetWriter
+from astrogen.errors import ConfigError, DataError, UnknownNameError
+from astrogen.stats.compare import compare, compare_files
+
+OWN = ("pixel_pdf", "power", "bispectrum", "mean")
+
+
+def smooth_maps(n, seed, scale=0.15):
+    rng = np.random.default_rng(seed)
+    f = np.fft.rfft2(rng.normal(size=(n, 1, 32, 32)))
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(32), np.fft.rfftfreq(32), indexing="ij"))
+    return np.fft.irfft2(f * np.exp(-((k / scale) ** 2)), s=(32, 32)) * 10
+
+
+def test_halves_pass_and_a_different_set_fails(tmp_path):
+    maps = smooth_maps(300, seed=0)
+    same = compare(maps[:150], maps[150:], stats=OWN, n_bootstrap=100)
+    assert same.passed, [(r.statistic, r.distance) for r in same.rows]
+    assert all(r.error > 0 for r in same.rows)
+    different = compare(maps[:150], 1.3 * smooth_maps(150, seed=1, scale=0.25) + 0.5, stats=OWN, n_bootstrap=100)
+    assert not any(r.passed for r in different.rows), [(r.statistic, r.distance) for r in different.rows]
+    path = different.to_json(tmp_path / "out" / "scorecard.json")
+    data = json.loads(path.read_text())
+    assert {"statistic", "distance", "error", "tolerance", "passed"} <= set(data["rows"][0])
+    assert data["passed"] is False and "skipped" in data["provenance"]
+
+
+def test_conditioned_rows_and_tolerances():
+    maps = smooth_maps(200, seed=2)
+    z = np.random.default_rng(3).uniform(0, 2, 200)
+    card = compare(maps[:100], maps[100:], stats=("power",), condition=(z[:100], z[100:]), condition_bins=[0, 1, 2],
+                   tolerances={"power": 1e-6}, n_bootstrap=50)
+    assert [r.statistic for r in card.rows] == ["power", "power [0, 1)", "power [1, 2]"]
+    assert not card.passed  # an impossible tolerance fails
+    assert all(r.detail["interval95"][0] <= r.detail["interval95"][1] for r in card.rows)
+    with pytest.raises(UnknownNameError):
+        compare(maps, maps, stats=("nope",))
+    with pytest.raises(ConfigError):
+        compare(maps, maps, stats=("power",), tolerances={"nope": 1.0})
+
+
+def write(path, images, units="uK", pixel_size=0.5):
+    meta = FieldMeta(channels=["kappa"], units=units, pixel_size=pixel_size, pixel_unit="arcmin", periodic=True)
+    with FieldSetWriter(path, images.shape[1:], meta) as w:
+        w.append(images.astype(np.float32))
+    return path
+
+
+def test_compare_files_matches_compare_and_checks_compatibility(tmp_path):
+    maps = smooth_maps(120, seed=4).astype(np.float32)
+    real, gen = write(tmp_path / "r.h5", maps[:60]), write(tmp_path / "g.h5", maps[60:])
+    from_files = compare_files(real, gen, stats=("power", "pixel_pdf"), n_bootstrap=30, batch_size=16)
+    in_memory = compare(maps[:60], maps[60:], stats=("power", "pixel_pdf"), n_bootstrap=30, pixel_size=0.5)
+    for a, b in zip(from_files.rows, in_memory.rows):
+        assert a.distance == pytest.approx(b.distance, rel=1e-6)
+    assert from_files.provenance["pixel_size"] == 0.5 and from_files.provenance["units"] == "uK"
+    other = write(tmp_path / "o.h5", maps[60:], units="K")
+    with pytest.raises(DataError, match="units"):
+        compare_files(real, other, stats=("power",))
+
+
+def test_s2_statistics_when_available():
+    pytest.importorskip("astrogen.stats.peaks")
+    maps = smooth_maps(200, seed=5)
+    card = compare(maps[:100], maps[100:], stats=("peaks", "minkowski", "clusters"), n_bootstrap=50)
+    assert len(card.rows) == 3
