@@ -9,7 +9,6 @@ normalisation of `astrogen.stats.power` (``P = V |delta_k|^2 / N_pix^2``), <fiel
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -17,6 +17,7 @@ For chi2 the covariance stays that of the full real set. ``passed`` is ``distanc
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import math
 import os
@@ -100,7 +101,8 @@ def _power(maps, ctx):
 def _bispectrum(maps, ctx):
     from astrogen.stats.bispectrum import bispectrum
 
-    result = bispectrum(maps, pixel_size=ctx["pixel_size"])
+    # Single-precision FFTs: 2-3x faster, and 1e-6 relative round-off is far below the sets' sample variance.
+    result = bispectrum(maps.astype(np.float32), pixel_size=ctx["pixel_size"])
     return result.bispectrum, np.arange(len(result.k1), dtype=np.float64)
 
 
@@ -249,8 +251,8 @@ def _score(name: str, stat: Statistic, real: np.ndarray, gen: np.ndarray, tolera
 
     def weights(n: int) -> np.ndarray:
         draws = rng.integers(0, n, size=(n_bootstrap, n))
-        counts = np.zeros((n_bootstrap, n))
-        np.add.at(counts, (np.arange(n_bootstrap)[:, None], draws), 1.0)
+        offsets = np.arange(n_bootstrap)[:, None] * n
+        counts = np.bincount((draws + offsets).ravel(), minlength=n_bootstrap * n).reshape(n_bootstrap, n)
         return np.concatenate([np.full((1, n), 1.0), counts]) / n
 
     dist = _distances(stat.distance, real, gen, weights(len(real)), weights(len(gen)))
@@ -311,7 +313,7 @@ def _scorecard(real_batches, gen_batches, stats, tolerances, pixel_size, periodi
         edges = np.asarray(condition_bins if condition_bins is not None
                            else np.quantile(c_real, np.linspace(0, 1, 5)), dtype=np.float64)
         last = len(edges) - 2
-        for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
             # Half-open bins, the last one closed so the maximum of the real condition is included.
             def inside(c, lo=lo, hi=hi, closed=i == last):
                 return (c >= lo) & ((c <= hi) if closed else (c < hi))

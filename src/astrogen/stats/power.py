@@ -130,10 +130,8 @@ def _spectra(maps, pixel_size, bins, log_bins, deconvolve_cic, shot_noise, dimen
     f = torch.fft.rfftn(x, dim=tuple(range(2, x.ndim))).flatten(2)  # [N, C, M]
     if not bool(torch.isfinite(f[..., 0]).all()):  # the k = 0 mode sums every pixel: NaN/inf show up there
         raise DataError("power spectrum: maps contain NaN or inf")
-    if cross:
-        p = (f[:, :, None] * f[:, None].conj()).real  # [N, C, C, M]
-    else:
-        p = torch.view_as_real(f).square().sum(-1)  # [N, C, M]
+    # [N, C, C, M] cross products or [N, C, M] |delta_k|^2.
+    p = (f[:, :, None] * f[:, None].conj()).real if cross else torch.view_as_real(f).square().sum(-1)
     # Per-mode work stays in the input's precision (float32 halves time and memory); the result is float64.
     p *= grid.volume / grid.npix**2
     shot = _shot(shot_noise, x, grid)
