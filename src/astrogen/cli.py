@@ -209,8 +209,8 @@ def evaluate_(
     """Compare a generated set with a real one: scorecard table, report.html and scorecard.json."""
     from astrogen.report import evaluate
 
-    result = evaluate(real, generated, out, stats=stats.split(",") if stats else None, n_max=n_max, seed=seed,
-                      condition=condition, progress=True)
+    names = [name.strip() for name in stats.split(",")] if stats else None
+    result = evaluate(real, generated, out, stats=names, n_max=n_max, seed=seed, condition=condition, progress=True)
     console.print(result.scorecard.table())
     console.print(f"{'PASS' if result.scorecard.passed else 'FAIL'}; report {result.report}")
 

@@ -196,8 +196,6 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
     `Evaluation` with the paths of ``report.html`` and ``scorecard.json`` and the `Scorecard`
     (``.passed``, ``.table()``).
     """
-    from astrogen.stats.compare import compare
-
     if n_max < 2:
         raise ConfigError(f"n_max must be at least 2 maps, got {n_max}")
     wanted = list(stats) if stats is not None else list(DEFAULT_STATS)
@@ -218,6 +216,8 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
     drawn = [name for name in SECTIONS if name in wanted]
     scored = tuple(name for name in wanted if name not in REPORT_ONLY)
     sections = []
+    from astrogen.stats.compare import compare  # after the input checks, which need no statistics
+
     with progress_bar(len(drawn) + 2, "evaluating", enabled=progress) as advance:
         scorecard = compare(real, gen, stats=scored, pixel_size=x.pixel_size, seed=seed, periodic=x.periodic)
         advance(1)

@@ -230,7 +230,7 @@ def clusters_figure(real: Clusters, gen: Clusters, channel_names: Sequence[str])
 
 
 def _failure(m: Morphology, channel: int) -> str:
-    return f"{100 * np.mean(m.failed[:, channel]):.0f}%"
+    return f"{100 * np.mean(m.failed[:, channel]):.1f}%"
 
 
 def morphology_figure(real: Morphology, gen: Morphology, channel: int, channel_name: str,
