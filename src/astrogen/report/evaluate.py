@@ -72,7 +72,8 @@ def _read(fs: FieldSet, n_max: int, rng: np.random.Generator, condition: str | N
         raise ConfigError(f"{fs.path}: no parameter {condition!r} to bin by (parameters: {fs.param_names})")
     index = np.sort(rng.choice(len(fs), size=min(n_max, len(fs)), replace=False))
     batch = fs[index]
-    return batch.images.astype(np.float64), None if condition is None else batch.params[condition]
+    # Kept float32 as stored (half the memory of 2 x n_max maps); each statistic converts to float64.
+    return batch.images, None if condition is None else batch.params[condition]
 
 
 def _provenance(fs: FieldSet, n_used: int) -> dict:
@@ -212,7 +213,7 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
         inputs = {"real": _provenance(real_fs, len(real)), "generated": _provenance(gen_fs, len(gen))}
     x = Inputs(real, gen, list(meta.channels), meta.units, meta.pixel_size or 1.0,
                meta.pixel_unit if meta.pixel_size else "pixel", meta.periodic and gen_fs.meta.periodic,
-               real.std(axis=(0, 2, 3)), condition, real_cond, gen_cond)
+               real.std(axis=(0, 2, 3), dtype=np.float64), condition, real_cond, gen_cond)
     drawn = [name for name in SECTIONS if name in wanted]
     scored = tuple(name for name in wanted if name not in REPORT_ONLY)
     sections = []

@@ -79,21 +79,27 @@ def _centres(edges: np.ndarray, log: bool) -> np.ndarray:
 def histogram_figure(real: Histogram, gen: Histogram, channel_names: Sequence[str], units: str) -> Figure:
     """Per-map pixel PDFs (mean ±1σ), one column per channel, linear (top) and logarithmic (bottom) density.
 
-    Both histograms must share ``edges`` (`astrogen.stats.onepoint.shared_edges`); log-spaced edges
-    (``Histogram.log``) are drawn on a logarithmic value axis.
+    Both histograms must share ``edges`` (`astrogen.stats.onepoint.shared_edges`). Log-spaced edges
+    (``Histogram.log``) are drawn on a logarithmic value axis as the density per logarithmic interval,
+    x·PDF(x) = dP/d ln x, which stays readable over many decades.
     """
     x = _centres(real.edges, real.log)
+    weight = x if real.log else 1.0
+    if real.log:
+        ylabel = "x · PDF(x) = dP/d ln x"
+    else:
+        ylabel = f"PDF{_bracket(f'1/{units}' if units not in ('', 'dimensionless') else '')}"
     with style():
         fig, axes = new_figure(2, len(channel_names))
         for c, name in enumerate(channel_names):
             for row, scale in enumerate(("linear", "log")):
                 ax = axes[row, c]
                 for (label, color), hist in zip(SETS, (real, gen)):
-                    _band(ax, x, hist.density[:, c], color, label)
+                    _band(ax, x, weight * hist.density[:, c], color, label)
                 ax.set_yscale(scale)
                 ax.set_xscale("log" if real.log else "linear")
                 ax.set_xlabel(f"{name} pixel value{_bracket(units)}")
-                ax.set_ylabel(f"PDF{_bracket(f'1/{units}' if units not in ('', 'dimensionless') else '')}")
+                ax.set_ylabel(ylabel)
         axes[0, 0].legend()
     return fig
 
