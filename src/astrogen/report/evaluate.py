@@ -216,14 +216,14 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
                real.std(axis=(0, 2, 3), dtype=np.float64), condition, real_cond, gen_cond)
     drawn = [name for name in SECTIONS if name in wanted]
     scored = tuple(name for name in wanted if name not in REPORT_ONLY)
-    sections = []
     from astrogen.stats.compare import compare  # after the input checks, which need no statistics
 
-    with progress_bar(len(drawn) + 2, "evaluating", enabled=progress) as advance:
+    with progress_bar(len(drawn) + 1, "evaluating", enabled=progress) as advance:
         scorecard = compare(real, gen, stats=scored, pixel_size=x.pixel_size, seed=seed, periodic=x.periodic)
         advance(1)
-        for name in ["samples", *drawn]:
-            sections += _samples(x) if name == "samples" else SECTIONS[name](x)
+        sections = _samples(x)
+        for name in drawn:
+            sections += SECTIONS[name](x)
             advance(1)
     provenance = {**inputs, "seed": seed, "n_max": n_max, "condition": condition,
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
