@@ -201,7 +201,8 @@ def evaluate_(
     real: Annotated[Path, typer.Argument(help="Real (reference) FieldSet.")],
     generated: Annotated[Path, typer.Argument(help="Generated FieldSet, in the same physical units.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for report.html and scorecard.json.")],
-    stats: Annotated[str | None, typer.Option(help="Comma-separated statistics [scorecard defaults].")] = None,
+    stats: Annotated[str | None, typer.Option(help="Comma-separated statistics, e.g. power,peaks (default: all).")]
+    = None,
     n_max: Annotated[int, typer.Option(min=2, help="Maps read from each set at most (random subset).")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the subset draw and the bootstrap.")] = 0,
     condition: Annotated[str | None, typer.Option(help="Parameter whose bins show morphology intervals.")] = None,
