@@ -25,6 +25,17 @@ def test_figure_to_data_uri_is_a_png_of_the_figure_size():
     assert not fig.axes  # cleared after rendering
 
 
+def test_pyplot_figures_are_closed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(2, 1), dpi=50)
+    assert png_size(figure_to_data_uri(fig)) == (100, 50)
+    assert not plt.fignum_exists(fig.number)
+
+
 @pytest.mark.parametrize("pixel_unit, expected", [("Mpc/h", "h/Mpc"), ("arcmin", "1/arcmin"), ("deg", "1/deg"),
                                                   ("pixel", "1/pixel")])
 def test_k_unit(pixel_unit, expected):

@@ -67,10 +67,14 @@ def new_figure(nrows: int = 1, ncols: int = 1, panel_size: tuple[float, float] =
 
 
 def figure_to_data_uri(fig: Figure) -> str:
-    """Render ``fig`` to PNG and return it as a ``data:image/png;base64,...`` URI; the figure is cleared."""
+    """Render ``fig`` to PNG and return it as a ``data:image/png;base64,...`` URI; the figure is closed."""
     buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
-    fig.clear()  # frees the artists; the figure is not registered with pyplot, so nothing else holds it
+    fig.savefig(buffer, format="png")
+    if getattr(fig.canvas, "manager", None) is not None:  # made with pyplot: let pyplot forget it
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    fig.clear()
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
