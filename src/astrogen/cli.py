@@ -196,6 +196,26 @@ def sample_(
     console.print(f"wrote samples to {path}")
 
 
+@app.command("evaluate")
+def evaluate_(
+    real: Annotated[Path, typer.Argument(help="Real (reference) FieldSet.")],
+    generated: Annotated[Path, typer.Argument(help="Generated FieldSet, in the same physical units.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for report.html and scorecard.json.")],
+    stats: Annotated[str | None, typer.Option(help="Comma-separated statistics, e.g. power,peaks (default: all).")]
+    = None,
+    n_max: Annotated[int, typer.Option(min=2, help="Maps read from each set at most (random subset).")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the subset draw and the bootstrap.")] = 0,
+    condition: Annotated[str | None, typer.Option(help="Parameter whose bins show morphology intervals.")] = None,
+) -> None:
+    """Compare a generated set with a real one: scorecard table, report.html and scorecard.json."""
+    from astrogen.report import evaluate
+
+    names = [name.strip() for name in stats.split(",")] if stats else None
+    result = evaluate(real, generated, out, stats=names, n_max=n_max, seed=seed, condition=condition, progress=True)
+    console.print(result.scorecard.table())
+    console.print(f"{'PASS' if result.scorecard.passed else 'FAIL'}; report {result.report}")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("astrogen-demo"),

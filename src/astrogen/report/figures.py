@@ -1,0 +1,304 @@
+"""Report figures: one function per statistic, each comparing a real and a generated set.
+
+Every function takes the `astrogen.stats` result dataclasses (or arrays) of both sets and returns a
+`matplotlib.figure.Figure` drawn in the shared style (`astrogen.report.style`); real is always blue and
+generated vermillion. Curves are means over maps; shaded bands are the ±1σ map-to-map scatter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from astrogen.report.style import GENERATED, REAL, new_figure, style
+
+if TYPE_CHECKING:
+    from astrogen.stats.clusters import Clusters
+    from astrogen.stats.minkowski import Minkowski
+    from astrogen.stats.morphology import Morphology
+    from astrogen.stats.onepoint import Histogram
+    from astrogen.stats.peaks import PeakCounts
+    from astrogen.stats.power import PowerSpectrum
+
+SETS = (("real", REAL), ("generated", GENERATED))
+MORPHOLOGY_QUANTITIES = (  # (Morphology field, axis label, whether it carries a length unit)
+    ("ellipticity", "ellipticity", False),
+    ("semi_major_axis", "semi-major axis", True),
+    ("half_light_radius", "half-light radius", True),
+    ("sersic_n", "Sérsic index n", False),
+)
+
+
+def _band(ax, x, values: np.ndarray, color: str, label: str) -> None:
+    """Plot the mean over axis 0 of ``values`` [N, len(x)] with a ±1σ scatter band."""
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    ax.plot(x, mean, color=color, label=label)
+    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.25, linewidth=0)
+
+
+def _bracket(unit: str) -> str:
+    return f" [{unit}]" if unit else ""
+
+
+def sample_grid(real_images: np.ndarray, gen_images: np.ndarray, channel_names: Sequence[str],
+                n_show: int = 6) -> Figure:
+    """Up to ``n_show`` real (left) and generated (right) maps ([N, C, H, W]) side by side, a row per channel.
+
+    Each channel shares one colour scale (the 1st-99th percentile of the real maps shown), so brightness
+    differences between real and generated maps are real differences.
+    """
+    n = min(n_show, len(real_images), len(gen_images))
+    with style():
+        fig, axes = new_figure(len(channel_names), 2 * n, panel_size=(1.2, 1.2))
+        for c, name in enumerate(channel_names):
+            lo, hi = np.percentile(real_images[:n, c], [1, 99])
+            for i in range(2 * n):
+                images = real_images if i < n else gen_images
+                ax = axes[c, i]
+                ax.imshow(images[i % n, c], vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                for spine in ax.spines.values():
+                    spine.set_visible(True)
+                    spine.set_color(REAL if i < n else GENERATED)
+                    spine.set_linewidth(2)
+            axes[c, 0].set_ylabel(name)
+        axes[0, 0].set_title("real", loc="left", color=REAL)
+        axes[0, n].set_title("generated", loc="left", color=GENERATED)
+    return fig
+
+
+def _centres(edges: np.ndarray, log: bool) -> np.ndarray:
+    return np.sqrt(edges[:-1] * edges[1:]) if log else 0.5 * (edges[:-1] + edges[1:])
+
+
+def histogram_figure(real: Histogram, gen: Histogram, channel_names: Sequence[str], units: str) -> Figure:
+    """Per-map pixel PDFs (mean ±1σ), one column per channel, linear (top) and logarithmic (bottom) density.
+
+    Both histograms must share ``edges`` (`astrogen.stats.onepoint.shared_edges`). Log-spaced edges
+    (``Histogram.log``) are drawn on a logarithmic value axis as the density per logarithmic interval,
+    x·PDF(x) = dP/d ln x, which stays readable over many decades.
+    """
+    x = _centres(real.edges, real.log)
+    weight = x if real.log else 1.0
+    if real.log:
+        ylabel = "x · PDF(x) = dP/d ln x"
+    else:
+        ylabel = f"PDF{_bracket(f'1/{units}' if units not in ('', 'dimensionless') else '')}"
+    with style():
+        fig, axes = new_figure(2, len(channel_names))
+        for c, name in enumerate(channel_names):
+            for row, scale in enumerate(("linear", "log")):
+                ax = axes[row, c]
+                for (label, color), hist in zip(SETS, (real, gen)):
+                    _band(ax, x, weight * hist.density[:, c], color, label)
+                ax.set_yscale(scale)
+                ax.set_xscale("log" if real.log else "linear")
+                ax.set_xlabel(f"{name} pixel value{_bracket(units)}")
+                ax.set_ylabel(ylabel)
+        axes[0, 0].legend()
+    return fig
+
+
+def power_figure(real: PowerSpectrum, gen: PowerSpectrum, k_unit: str, power_unit: str,
+                 channel_names: Sequence[str]) -> Figure:
+    """Auto power spectra (mean ±1σ over maps, top) and their ratio generated/real (bottom), per channel.
+
+    In the ratio panel the grey band is the real set's ±1σ relative scatter and the coloured band the
+    generated set's scatter relative to the real mean.
+    """
+    k = real.k
+    keep = k > 0
+    label = "Δ²(k)" if real.dimensionless else f"P(k){_bracket(power_unit)}"
+    with style():
+        fig, axes = new_figure(2, len(channel_names), sharex="col", gridspec_kw={"height_ratios": (2, 1)})
+        for c, name in enumerate(channel_names):
+            top, bottom = axes[0, c], axes[1, c]
+            for (set_label, color), spec in zip(SETS, (real, gen)):
+                _band(top, k[keep], spec.power[:, c][:, keep], color, set_label)
+            top.set_xscale("log")
+            top.set_yscale("log")
+            top.set_title(name)
+            top.set_ylabel(label)
+            real_mean = real.power[:, c].mean(axis=0)[keep]
+            real_std = real.power[:, c].std(axis=0)[keep]
+            gen_mean = gen.power[:, c].mean(axis=0)[keep]
+            gen_std = gen.power[:, c].std(axis=0)[keep]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bottom.fill_between(k[keep], 1 - real_std / real_mean, 1 + real_std / real_mean, color="0.6",
+                                    alpha=0.4, linewidth=0, label="real ±1σ")
+                bottom.fill_between(k[keep], (gen_mean - gen_std) / real_mean, (gen_mean + gen_std) / real_mean,
+                                    color=GENERATED, alpha=0.25, linewidth=0)
+                bottom.plot(k[keep], gen_mean / real_mean, color=GENERATED)
+            bottom.axhline(1.0, color=REAL, linewidth=1)
+            bottom.set_xlabel(f"k{_bracket(k_unit)}")
+            bottom.set_ylabel("generated / real")
+        axes[0, 0].legend()
+    return fig
+
+
+def correlation_figure(k: np.ndarray, r_real: np.ndarray, r_gen: np.ndarray, channel_names: Sequence[str],
+                       k_unit: str) -> Figure:
+    """Cross-correlation coefficient r(k) of every channel pair (mean ±1σ over maps); r is [N, C, C, B]."""
+    pairs = [(i, j) for i in range(len(channel_names)) for j in range(i + 1, len(channel_names))]
+    keep = k > 0
+    with style():
+        fig, axes = new_figure(1, len(pairs))
+        for ax, (i, j) in zip(axes[0], pairs):
+            for (label, color), r in zip(SETS, (r_real, r_gen)):
+                _band(ax, k[keep], r[:, i, j][:, keep], color, label)
+            ax.set_xscale("log")
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_title(f"{channel_names[i]} × {channel_names[j]}")
+            ax.set_xlabel(f"k{_bracket(k_unit)}")
+            ax.set_ylabel("r(k)")
+        axes[0, 0].legend()
+    return fig
+
+
+def peaks_figure(real: PeakCounts, gen: PeakCounts, channel_names: Sequence[str], units: str,
+                 profile_real: tuple[np.ndarray, np.ndarray] | None = None,
+                 profile_gen: tuple[np.ndarray, np.ndarray] | None = None) -> Figure:
+    """Peak counts per map against height ν (top) and, if given, stacked radial peak profiles (bottom).
+
+    ``profile_real``/``profile_gen`` are ``(r [R] in pixels, profile [C, R])`` from
+    `astrogen.stats.peaks.stacked_profile`.
+    """
+    rows = 1 if profile_real is None else 2
+    with style():
+        fig, axes = new_figure(rows, len(channel_names))
+        for c, name in enumerate(channel_names):
+            ax = axes[0, c]
+            for (label, color), peaks in zip(SETS, (real, gen)):
+                _band(ax, peaks.nu, peaks.counts[:, c], color, label)
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_title(name)
+            ax.set_xlabel("peak height ν [σ of real pixels]")
+            ax.set_ylabel("peaks per map per bin")
+            if profile_real is not None:
+                ax = axes[1, c]
+                for (label, color), (r, profile) in zip(SETS, (profile_real, profile_gen)):
+                    ax.plot(r, profile[c], color=color, label=label)
+                ax.set_xlabel("distance from peak [pixel]")
+                ax.set_ylabel(f"stacked profile{_bracket(units)}")
+        axes[0, 0].legend()
+    return fig
+
+
+def minkowski_figure(real: Minkowski, gen: Minkowski, channel_names: Sequence[str], pixel_unit: str) -> Figure:
+    """Minkowski functionals V0 (area), V1 (boundary length), V2 (Euler characteristic) per unit area."""
+    labels = ("V0 (area fraction)", f"V1 [1/{pixel_unit}]", f"V2 [1/{pixel_unit}²]")
+    with style():
+        fig, axes = new_figure(len(channel_names), 3)
+        for c, name in enumerate(channel_names):
+            for col, (field, label) in enumerate(zip(("v0", "v1", "v2"), labels)):
+                ax = axes[c, col]
+                for (set_label, color), mink in zip(SETS, (real, gen)):
+                    _band(ax, mink.thresholds, getattr(mink, field)[:, c], color, set_label)
+                ax.set_xlabel("threshold ν [σ of real pixels]")
+                ax.set_ylabel(label)
+                ax.set_title(name)
+        axes[0, 0].legend()
+    return fig
+
+
+def clusters_figure(real: Clusters, gen: Clusters, channel_names: Sequence[str]) -> Figure:
+    """Clusters (connected regions above threshold) per map against threshold, one panel per channel,
+    and the pooled cluster-size distribution at the middle threshold (last panel)."""
+    with style():
+        fig, axes = new_figure(1, len(channel_names) + 1)
+        for c, name in enumerate(channel_names):
+            ax = axes[0, c]
+            for (label, color), clus in zip(SETS, (real, gen)):
+                _band(ax, clus.threshold, clus.count[:, c], color, label)
+            ax.set_title(name)
+            ax.set_xlabel("threshold ν [σ of real pixels]")
+            ax.set_ylabel("clusters per map")
+        axes[0, 0].legend()
+        ax = axes[0, -1]
+        t = len(real.threshold) // 2
+        sizes = [np.asarray(clus.sizes[t], dtype=float) for clus in (real, gen)]
+        largest = max((s.max() for s in sizes if s.size), default=1.0)
+        edges = np.unique(np.round(np.geomspace(1, max(largest, 2.0) + 1, 25)))
+        for (label, color), s in zip(SETS, sizes):
+            if s.size:
+                ax.hist(s, bins=edges, density=True, histtype="step", color=color, label=label, linewidth=1.5)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"sizes at ν = {real.threshold[t]:.3g}")
+        ax.set_xlabel("cluster size [pixel]")
+        ax.set_ylabel("PDF [1/pixel]")
+    return fig
+
+
+def _failure(m: Morphology, channel: int) -> str:
+    return f"{100 * np.mean(m.failed[:, channel]):.1f}%"
+
+
+def morphology_figure(real: Morphology, gen: Morphology, channel: int, channel_name: str,
+                      length_unit: str) -> Figure:
+    """Histograms of galaxy shape measurements (ellipticity, sizes, Sérsic index) in one channel."""
+    with style():
+        fig, axes = new_figure(1, len(MORPHOLOGY_QUANTITIES))
+        for ax, (field, label, has_unit) in zip(axes[0], MORPHOLOGY_QUANTITIES):
+            values = [getattr(m, field)[:, channel] for m in (real, gen)]
+            values = [v[np.isfinite(v)] for v in values]
+            pooled = np.concatenate(values)
+            if pooled.size:
+                edges = np.histogram_bin_edges(pooled, bins=30)
+                for (set_label, color), v in zip(SETS, values):
+                    ax.hist(v, bins=edges, density=True, histtype="step", color=color, label=set_label,
+                            linewidth=1.5)
+            ax.set_xlabel(f"{label}{_bracket(length_unit if has_unit else '')}")
+            ax.set_ylabel("PDF")
+        axes[0, 0].legend()
+        fig.suptitle(f"{channel_name}: measurement failed for {_failure(real, channel)} of real, "
+                     f"{_failure(gen, channel)} of generated")
+    return fig
+
+
+def binned_intervals(values: np.ndarray, condition: np.ndarray, edges: np.ndarray,
+                     level: float = 0.95) -> np.ndarray:
+    """Central ``level`` interval and median of ``values`` [N] in bins of ``condition`` [N].
+
+    Returns ``[B, 3]`` (low, median, high) for the ``B = len(edges) - 1`` bins; NaN rows where a bin holds
+    fewer than two finite values. NaN values (failed measurements) are ignored.
+    """
+    which = np.digitize(condition, edges[1:-1])  # last bin closed on the right
+    quantiles = [(1 - level) / 2, 0.5, (1 + level) / 2]
+    out = np.full((len(edges) - 1, 3), np.nan)
+    for b in range(len(edges) - 1):  # a handful of bins
+        v = values[(which == b) & np.isfinite(values)]
+        if v.size >= 2:
+            out[b] = np.quantile(v, quantiles)
+    return out
+
+
+def morphology_interval_figure(real: Morphology, gen: Morphology, real_condition: np.ndarray,
+                               gen_condition: np.ndarray, condition_label: str, channel: int, channel_name: str,
+                               length_unit: str, n_bins: int = 5) -> Figure:
+    """Median and 95% interval of each shape measurement in ``n_bins`` bins of a condition parameter.
+
+    Bins are quantiles of the real set's condition values, so each real bin holds about as many objects.
+    """
+    edges = np.unique(np.quantile(real_condition, np.linspace(0, 1, n_bins + 1)))
+    if len(edges) < 2:
+        edges = np.array([real_condition.min() - 0.5, real_condition.max() + 0.5])
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    offset = 0.08 * np.diff(edges)
+    with style():
+        fig, axes = new_figure(1, len(MORPHOLOGY_QUANTITIES))
+        for ax, (field, label, has_unit) in zip(axes[0], MORPHOLOGY_QUANTITIES):
+            for sign, (set_label, color), m, cond in zip((-1, 1), SETS, (real, gen), (real_condition, gen_condition)):
+                low, mid, high = binned_intervals(getattr(m, field)[:, channel], cond, edges).T
+                ax.errorbar(centres + sign * offset, mid, yerr=[mid - low, high - mid], fmt="o", color=color,
+                            label=set_label, capsize=3, markersize=4)
+            ax.set_xlabel(condition_label)
+            ax.set_ylabel(f"{label}{_bracket(length_unit if has_unit else '')}")
+        axes[0, 0].legend()
+        fig.suptitle(f"{channel_name}: median and 95% interval per {condition_label} bin")
+    return fig

@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+from conftest import Result
+from test_style import png_size
+
+from astrogen.report import figures
+from astrogen.report.style import figure_to_data_uri
+
+N, C, B = 12, 2, 10
+CHANNELS = ["kappa", "tsz"]
+
+
+def labels(fig) -> str:
+    """All axis labels and titles of a figure, joined."""
+    texts = [(ax.get_xlabel(), ax.get_ylabel(), ax.get_title(), ax.get_title("left")) for ax in fig.axes]
+    return " | ".join(t for group in texts for t in group)
+
+
+def check_png(fig, min_pixels=(200, 150)):
+    width, height = png_size(figure_to_data_uri(fig))
+    assert width >= min_pixels[0] and height >= min_pixels[1]
+    assert width < 5000 and height < 5000
+
+
+def test_sample_grid(rng):
+    real, gen = rng.normal(size=(8, C, 16, 16)), rng.normal(size=(3, C, 16, 16))
+    fig = figures.sample_grid(real, gen, CHANNELS, n_show=4)
+    assert len(fig.axes) == C * 2 * 3  # limited by the smaller set
+    assert "kappa" in labels(fig) and "generated" in labels(fig)
+    check_png(fig)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_histogram_figure(rng, log):
+    edges = np.geomspace(0.1, 10, B + 1) if log else np.linspace(-3, 3, B + 1)
+    real = Result(edges=edges, density=rng.uniform(size=(N, C, B)), log=log)
+    gen = Result(edges=edges, density=rng.uniform(size=(N, C, B)), log=log)
+    fig = figures.histogram_figure(real, gen, CHANNELS, "uK")
+    assert "tsz pixel value [uK]" in labels(fig)
+    assert ("dP/d ln x" if log else "PDF [1/uK]") in labels(fig)
+    assert [ax.get_yscale() for ax in fig.axes[:1]] == ["linear"] and fig.axes[-1].get_yscale() == "log"
+    assert fig.axes[0].get_xscale() == ("log" if log else "linear")
+    check_png(fig)
+
+
+def test_power_figure_ratio_panel_shows_the_generated_over_real_ratio(rng):
+    k = np.linspace(0.1, 2, B)
+    real = Result(k=k, power=np.broadcast_to(k**-2, (N, C, B)) * rng.uniform(0.9, 1.1, (N, C, 1)),
+                  modes=np.full(B, 8.0), dimensionless=False)
+    gen = Result(k=k, power=2 * real.power, modes=real.modes, dimensionless=False)
+    fig = figures.power_figure(real, gen, "h/Mpc", "(Mpc/h)²", CHANNELS)
+    text = labels(fig)
+    assert "k [h/Mpc]" in text and "P(k) [(Mpc/h)²]" in text and "generated / real" in text
+    ratio_line = fig.axes[C].lines[0]  # bottom row, first channel: the ratio curve
+    np.testing.assert_allclose(ratio_line.get_ydata(), 2.0)
+    check_png(fig)
+
+
+def test_correlation_figure_one_panel_per_pair(rng):
+    k = np.linspace(0.1, 2, B)
+    r = rng.uniform(-1, 1, size=(N, 3, 3, B))
+    fig = figures.correlation_figure(k, r, r, ["a", "b", "c"], "1/arcmin")
+    assert len(fig.axes) == 3 and "a × c" in labels(fig) and "k [1/arcmin]" in labels(fig)
+    check_png(fig)
+
+
+def test_peaks_figure_with_profiles(rng):
+    nu = np.linspace(-1.75, 5.75, 16)
+    real = Result(nu=nu, edges=np.linspace(-2, 6, 17), counts=rng.poisson(5, size=(N, C, 16)).astype(float))
+    profile = (np.arange(11.0), rng.normal(size=(C, 11)))
+    fig = figures.peaks_figure(real, real, CHANNELS, "uK", profile, profile)
+    assert len(fig.axes) == 2 * C and "stacked profile [uK]" in labels(fig) and "[σ" in labels(fig)
+    check_png(fig)
+
+
+def test_minkowski_figure(rng):
+    t = np.linspace(-3, 3, 25)
+    real = Result(thresholds=t, v0=rng.uniform(size=(N, C, 25)), v1=rng.uniform(size=(N, C, 25)),
+                  v2=rng.normal(size=(N, C, 25)))
+    fig = figures.minkowski_figure(real, real, CHANNELS, "arcmin")
+    assert len(fig.axes) == 3 * C and "V1 [1/arcmin]" in labels(fig) and "V2 [1/arcmin²]" in labels(fig)
+    check_png(fig)
+
+
+def test_clusters_figure(rng):
+    t = np.linspace(0, 3, 7)
+    sizes = [rng.integers(1, 100, size=50) for _ in t]
+    real = Result(threshold=t, count=rng.poisson(10, size=(N, C, 7)).astype(float), sizes=sizes, masses=sizes,
+                  skeleton_length=np.zeros((N, C, 7)))
+    empty = Result(threshold=t, count=np.zeros((N, C, 7)), sizes=[np.array([])] * 7, masses=[], skeleton_length=None)
+    fig = figures.clusters_figure(real, empty, CHANNELS)
+    assert len(fig.axes) == C + 1 and "cluster size [pixel]" in labels(fig)
+    check_png(fig)
+
+
+def morphology_result(rng, n=40):
+    values = {name: rng.uniform(0.1, 1, size=(n, 1)) for name in
+              ("ellipticity", "semi_major_axis", "area", "sersic_n", "half_light_radius")}
+    values["ellipticity"][0] = np.nan
+    failed = np.zeros((n, 1), bool)
+    failed[0] = True
+    return Result(**values, failed=failed, reason=["no source"] + [""] * (n - 1))
+
+
+def test_morphology_figures(rng):
+    real, gen = morphology_result(rng), morphology_result(rng)
+    fig = figures.morphology_figure(real, gen, 0, "r", "arcsec")
+    assert "half-light radius [arcsec]" in labels(fig) and "ellipticity" in labels(fig)
+    assert "2.5% of real" in fig.get_suptitle()  # 1 of 40 failed
+    check_png(fig)
+    fig = figures.morphology_interval_figure(real, gen, rng.uniform(0, 2, 40), rng.uniform(0, 2, 40), "redshift",
+                                             0, "r", "arcsec", n_bins=4)
+    assert "redshift" in labels(fig)
+    check_png(fig)
+
+
+def test_binned_intervals_recovers_uniform_quantiles():
+    values = np.concatenate([np.linspace(0, 1, 1001), np.linspace(10, 20, 1001), [np.nan]])
+    condition = np.concatenate([np.full(1001, 0.5), np.full(1001, 1.5), [0.5]])
+    out = figures.binned_intervals(values, condition, np.array([0.0, 1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(out[0], [0.025, 0.5, 0.975])
+    np.testing.assert_allclose(out[1], [10.25, 15.0, 19.75])
+    assert np.isnan(out[2]).all()  # empty bin
