@@ -1,0 +1,1 @@
+"""Physics statistics for validating generated images against real ones (see the submodules)."""
