@@ -110,3 +110,5 @@ def test_bad_input_raises(bad):
         peak_counts(bad)
     with pytest.raises(DataError):
         stacked_profile(np.ones((1, 1, 8, 8)), size=21)
+    with pytest.raises(DataError):
+        peak_counts(np.ones((1, 2, 8, 8)), sigma=[1.0, 2.0, 3.0])

@@ -92,7 +92,13 @@ def _analysed(maps, beam_fwhm, pixel_size, periodic) -> tuple[np.ndarray, np.nda
 def _channel_sigma(x: np.ndarray, sigma) -> np.ndarray:
     """``[C]`` sigma: the given value(s) broadcast, or the pixel std per channel over the whole set."""
     c = x.shape[1]
-    s = x.std(axis=(0, 2, 3)) if sigma is None else np.broadcast_to(np.asarray(sigma, dtype=np.float64), (c,))
+    if sigma is None:
+        s = x.std(axis=(0, 2, 3))
+    else:
+        s = np.asarray(sigma, dtype=np.float64)
+        if s.size not in (1, c):
+            raise DataError(f"sigma must be a scalar or have one value per channel ({c}), got shape {s.shape}")
+        s = np.broadcast_to(s.ravel(), (c,))
     if not (np.isfinite(s) & (s > 0)).all():
         raise DataError(f"sigma must be positive and finite per channel, got {s} (constant maps?)")
     return np.array(s, dtype=np.float64)
