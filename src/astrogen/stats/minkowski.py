@@ -155,11 +155,14 @@ def minkowski_functionals(maps, thresholds=None, sigma=None, pixel_size: float =
     with np.errstate(invalid="ignore", divide="ignore"):
         curv = np.where(grad2 > 0, (2 * fx * fy * fxy - fx**2 * fyy - fy**2 * fxx) / grad2, 0.0)
     # cumulative sums of the weights below every needed edge (thresholds and box edges), all maps at once
-    edges = np.unique(np.concatenate([nu, nu - width / 2, nu + width / 2]))
+    # edges snapped to a 1e-9 dnu tick, so that rounding-level duplicates (nu_i + dnu/2 vs nu_i+1 - dnu/2) merge
+    snap = lambda v: np.round(v / (1e-9 * width)) * (1e-9 * width)  # noqa: E731
+    lo, hi, at = snap(nu - width / 2), snap(nu + width / 2), snap(nu)
+    edges = np.unique(np.concatenate([lo, at, hi]))
     m, e = n * c, edges.size
-    step = np.diff(edges)
-    if np.allclose(step, step[0], rtol=1e-9, atol=0):  # uniform edges (the usual linspace): arithmetic binning
-        bins = np.clip(np.floor((u - edges[0]) / step[0]).astype(np.int64) + 1, 0, e)
+    step = (edges[-1] - edges[0]) / max(e - 1, 1)
+    if np.allclose(np.diff(edges), step, rtol=1e-6, atol=0):  # uniform edges (any linspace): arithmetic binning
+        bins = np.clip(np.floor((u - edges[0]) / step).astype(np.int64) + 1, 0, e)
     else:
         bins = np.searchsorted(edges, u, side="right")
     bins += (e + 1) * np.arange(m)[:, None]
@@ -172,10 +175,10 @@ def minkowski_functionals(maps, thresholds=None, sigma=None, pixel_size: float =
 
     def window(cum: np.ndarray) -> np.ndarray:
         """``[m, T]``: weight sum in [nu - dnu/2, nu + dnu/2) per threshold."""
-        return cum[:, np.searchsorted(edges, nu + width / 2)] - cum[:, np.searchsorted(edges, nu - width / 2)]
+        return cum[:, np.searchsorted(edges, hi)] - cum[:, np.searchsorted(edges, lo)]
 
     npix = h * w
-    v0 = 1.0 - below(None)[:, np.searchsorted(edges, nu)] / npix
+    v0 = 1.0 - below(None)[:, np.searchsorted(edges, at)] / npix
     delta = 1.0 / (width * s[np.arange(m) % c])[:, None]  # box delta function in field units, per map
     # (1/A) int dA = mean over pixels: the pixel area cancels, units come from the derivatives
     v1 = window(below(grad)) * delta / (4.0 * npix)
