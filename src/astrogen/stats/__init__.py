@@ -1,7 +1,10 @@
 """Physics statistics of maps and fields, and the scorecard comparing a generated set with a real one."""
 
 from astrogen.stats.bispectrum import Bispectrum, angle_triangles, bispectrum, equilateral_triangles
+from astrogen.stats.clusters import Clusters, clusters
 from astrogen.stats.compare import REGISTRY, Row, Scorecard, compare, compare_files
+from astrogen.stats.minkowski import Minkowski, gaussian_minkowski, minkowski_functionals
+from astrogen.stats.morphology import Morphology, morphology
 from astrogen.stats.onepoint import (
     Histogram,
     histograms,
@@ -11,6 +14,7 @@ from astrogen.stats.onepoint import (
     shared_edges,
     wasserstein1,
 )
+from astrogen.stats.peaks import PeakCounts, find_peaks, marginal_sums, peak_counts, stacked_profile
 from astrogen.stats.power import (
     PowerSpectrum,
     correlation_coefficient,
@@ -22,8 +26,40 @@ from astrogen.stats.power import (
 from astrogen.stats.redshift import photoz_loss, photoz_metrics
 
 __all__ = [
-    "REGISTRY", "Bispectrum", "Histogram", "PowerSpectrum", "Row", "Scorecard", "angle_triangles", "bispectrum",
-    "compare", "compare_files", "correlation_coefficient", "cross_spectrum", "equilateral_triangles", "histograms",
-    "ks_statistic", "mean_offset", "moments", "photoz_loss", "photoz_metrics", "power_image", "power_spectrum",
-    "shared_edges", "wasserstein1", "welch_power",
+    "REGISTRY",
+    "Bispectrum",
+    "Clusters",
+    "Histogram",
+    "Minkowski",
+    "Morphology",
+    "PeakCounts",
+    "PowerSpectrum",
+    "Row",
+    "Scorecard",
+    "angle_triangles",
+    "bispectrum",
+    "clusters",
+    "compare",
+    "compare_files",
+    "correlation_coefficient",
+    "cross_spectrum",
+    "equilateral_triangles",
+    "find_peaks",
+    "gaussian_minkowski",
+    "histograms",
+    "ks_statistic",
+    "marginal_sums",
+    "mean_offset",
+    "minkowski_functionals",
+    "moments",
+    "morphology",
+    "peak_counts",
+    "photoz_loss",
+    "photoz_metrics",
+    "power_image",
+    "power_spectrum",
+    "shared_edges",
+    "stacked_profile",
+    "wasserstein1",
+    "welch_power",
 ]

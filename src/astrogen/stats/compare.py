@@ -16,13 +16,11 @@ For chi2 the covariance stays that of the full real set. ``passed`` is ``distanc
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import math
 import os
 import tempfile
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,21 +105,23 @@ def _bispectrum(maps, ctx):
 
 
 def _peaks(maps, ctx):
-    peaks = importlib.import_module("astrogen.stats.peaks")
-    result = peaks.peak_counts(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
+    from astrogen.stats.peaks import peak_counts
+
+    result = peak_counts(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
     return result.counts, result.nu
 
 
 def _minkowski(maps, ctx):
-    minkowski = importlib.import_module("astrogen.stats.minkowski")
-    result = minkowski.minkowski_functionals(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"],
-                                             periodic=ctx["periodic"])
+    from astrogen.stats.minkowski import minkowski_functionals
+
+    result = minkowski_functionals(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
     return np.concatenate([result.v0, result.v1, result.v2], -1), np.tile(result.thresholds, 3)
 
 
 def _clusters(maps, ctx):
-    clusters = importlib.import_module("astrogen.stats.clusters")
-    result = clusters.clusters(maps, sigma0=ctx["real"].std, periodic=ctx["periodic"])
+    from astrogen.stats.clusters import clusters
+
+    result = clusters(maps, sigma0=ctx["real"].std, periodic=ctx["periodic"])
     return np.concatenate([result.count, result.skeleton_length], -1), np.tile(result.threshold, 2)
 
 
@@ -270,19 +270,14 @@ def _summaries(real_batches, gen_batches, names, pixel_size, periodic):
     """Two passes over each set: set-wide ranges and scatter, then the per-map summaries of every statistic."""
     ctx = {"pixel_size": float(pixel_size), "periodic": bool(periodic),
            "real": SetInfo.from_batches(real_batches), "generated": SetInfo.from_batches(gen_batches)}
-    out, skipped = {}, {}
+    out = {}
     for name in names:
-        try:
-            parts = [(REGISTRY[name].summary(b, ctx), "real") for b in real_batches]
-            parts += [(REGISTRY[name].summary(b, ctx), "gen") for b in gen_batches]
-        except ModuleNotFoundError as err:  # S2's statistics are optional until merged
-            skipped[name] = f"not available: {err}"
-            warnings.warn(f"scorecard: skipping {name!r} ({err})", stacklevel=3)
-            continue
+        parts = [(REGISTRY[name].summary(b, ctx), "real") for b in real_batches]
+        parts += [(REGISTRY[name].summary(b, ctx), "gen") for b in gen_batches]
         real = np.concatenate([s for (s, _), which in parts if which == "real"])
         gen = np.concatenate([s for (s, _), which in parts if which == "gen"])
         out[name] = (real, gen, parts[0][0][1])
-    return out, skipped, ctx
+    return out, ctx
 
 
 def _check_names(stats: Sequence[str], tolerances: dict | None) -> dict[str, float]:
@@ -302,7 +297,7 @@ def _scorecard(real_batches, gen_batches, stats, tolerances, pixel_size, periodi
     if n_bootstrap < 2:
         raise ConfigError(f"n_bootstrap must be >= 2, got {n_bootstrap}")
     tol = _check_names(stats, tolerances)
-    summaries, skipped, ctx = _summaries(real_batches, gen_batches, stats, pixel_size, periodic)
+    summaries, ctx = _summaries(real_batches, gen_batches, stats, pixel_size, periodic)
     rng = np.random.default_rng(seed)
     groups = [("", None, None)]
     if condition is not None:
@@ -331,7 +326,7 @@ def _scorecard(real_batches, gen_batches, stats, tolerances, pixel_size, periodi
                 row.detail["condition_bin"] = label
             rows.append(row)
     provenance = {**(provenance or {}), "pixel_size": float(pixel_size), "periodic": bool(periodic),
-                  "n_bootstrap": int(n_bootstrap), "seed": seed, "skipped": skipped}
+                  "n_bootstrap": int(n_bootstrap), "seed": seed}
     return Scorecard(rows, provenance)
 
 
@@ -343,8 +338,7 @@ def compare(real, generated, stats: Sequence[str] = DEFAULT_STATS, tolerances: d
     Parameters
     ----------
     real, generated : [N, C, H, W] maps in the same physical units (NumPy or torch).
-    stats : names from `REGISTRY` (pixel_pdf, power, peaks, minkowski, clusters, bispectrum, mean); statistics
-        whose module is missing are skipped with a warning and listed in ``provenance["skipped"]``.
+    stats : names from `REGISTRY` (pixel_pdf, power, peaks, minkowski, clusters, bispectrum, mean).
     tolerances : {name: tolerance} overriding the defaults (`REGISTRY[name].tolerance`).
     pixel_size : side of a pixel in physical units (k of the spectra in 1/<pixel unit>).
     n_bootstrap : number of bootstrap resamples of both sets for the error bars.
