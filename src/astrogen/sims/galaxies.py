@@ -193,7 +193,7 @@ class GalaxyRenderer:
         return images[..., start: start + self.size, start: start + self.size]
 
 
-def _five(description: str, default: tuple[float, ...]):
+def _five(description: str, default: list[float]):
     return Field(default, min_length=5, max_length=5, description=description)
 
 
@@ -206,9 +206,9 @@ class GalaxiesConfig(BaseModel):
     pixel_scale_arcsec: float = Field(0.168, gt=0, le=10, description="pixel side, arcsec (HSC: 0.168)")
     fft_size: int = Field(192, ge=8, le=2048, description="periodic FFT grid side, pixels (>= size)")
     seeing_fwhm_arcsec: list[float] = _five("Kolmogorov PSF FWHM per band g r i z y, arcsec (HSC-SSP medians)",
-                                            (0.77, 0.76, 0.58, 0.68, 0.68))
+                                            [0.77, 0.76, 0.58, 0.68, 0.68])
     depth_mag: list[float] = _five("5-sigma point-source depth per band, AB mag (HSC-SSP Wide)",
-                                   (26.5, 26.5, 26.2, 25.2, 24.4))
+                                   [26.5, 26.5, 26.2, 25.2, 24.4])
     noise: bool = Field(True, description="add sky noise (and source noise if gain is set)")
     gain: float | None = Field(None, gt=0, description="electrons per count for source shot noise; None: none")
     z_max: float = Field(4.0, gt=0, le=10, description="largest redshift")
@@ -230,12 +230,12 @@ class GalaxiesConfig(BaseModel):
     abs_mag_i: float = Field(-20.8, description="mean absolute i magnitude at z = 0 (M_0)")
     abs_mag_slope: float = Field(-1.2, description="change of the mean absolute i magnitude per unit z (Q)")
     abs_mag_sigma: float = Field(0.7, ge=0, description="scatter of the absolute magnitude, mag")
-    colour_late: list[float] = _five("rest-frame m_b - m_i of late types, mag", (0.75, 0.30, 0.0, -0.12, -0.20))
-    colour_early: list[float] = _five("rest-frame m_b - m_i of early types, mag", (1.25, 0.45, 0.0, -0.22, -0.35))
+    colour_late: list[float] = _five("rest-frame m_b - m_i of late types, mag", [0.75, 0.30, 0.0, -0.12, -0.20])
+    colour_early: list[float] = _five("rest-frame m_b - m_i of early types, mag", [1.25, 0.45, 0.0, -0.22, -0.35])
     kcorr_late: list[float] = _five("k-correction-like dimming per ln(1 + z), late types, mag",
-                                    (2.0, 1.4, 0.9, 0.6, 0.4))
+                                    [2.0, 1.4, 0.9, 0.6, 0.4])
     kcorr_early: list[float] = _five("k-correction-like dimming per ln(1 + z), early types, mag",
-                                     (3.0, 2.2, 1.5, 1.0, 0.7))
+                                     [3.0, 2.2, 1.5, 1.0, 0.7])
     colour_scatter: float = Field(0.05, ge=0, description="independent scatter of each band's magnitude, mag")
     workers: int = Field(1, ge=1, le=64, description="FFT threads (the output does not depend on it)")
 
