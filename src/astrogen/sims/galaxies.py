@@ -37,7 +37,7 @@ one batched inverse FFT (``fft_size``^2 periodic grid, cropped to ``size``) rend
 at once. This matches ``galsim.Convolve(Sersic.shear, PSF).drawImage(method='auto')`` to ~1e-4 of the peak
 (tested) and is ~8 times faster than drawing 5 images per galaxy with GalSim (benchmarks/bench_galaxies.py).
 Folding: flux beyond fft_size / 2 pixels (16 arcsec at the default 192) wraps around; it adds < 0.1% to the
-cutout flux of typical galaxies and ~1% for the largest (n = 5.5, r_e = 2.5 arcsec).
+cutout flux for r_e < 1 arcsec, 0.15% for n = 4, r_e = 1.2 arcsec and 1.3% for n = 5.5, r_e = 2.5 arcsec.
 
 **Noise** (``noise: true``): Gaussian sky noise per band with sigma = F(depth) / (5 sqrt(NEA / pixel^2)),
 F(m) = 10^(-0.4 (m - 27)), NEA = 4 pi (FWHM / 2.3548)^2 the noise-equivalent area of the PSF, for the HSC-SSP
