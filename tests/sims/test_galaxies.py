@@ -4,7 +4,7 @@ import pytest
 from scipy import special, stats
 
 from astrogen.data import FieldSet
-from astrogen.errors import ConfigError
+from astrogen.errors import ConfigError, DataError
 from astrogen.sims import get_simulator, simulate, simulate_to_file
 from astrogen.sims.galaxies import (
     BANDS,
@@ -92,6 +92,30 @@ def test_rendered_flux_matches_magnitude_within_noise():
     noiseless = simulate("galaxies", 128, seed=5, config={**config, "noise": False})
     ratio = noiseless.images.sum(axis=(2, 3)) / flux
     assert ratio.max() < 1.0005 and np.median(ratio) > 0.995
+
+
+def test_source_shot_noise_with_gain():
+    config = {"gain": 0.5, "abs_mag_i": -23.0}  # bright galaxies: shot noise dominates near their centres
+    noisy = simulate("galaxies", 64, seed=6, config=config)
+    clean = simulate("galaxies", 64, seed=6, config={**config, "noise": False})  # same galaxies, no noise
+    sigma = get_simulator("galaxies", config).sky_sigma[None, :, None, None]
+    residual = (noisy.images - clean.images) / np.sqrt(sigma**2 + np.maximum(clean.images, 0) / 0.5)
+    bright = clean.images > 10 * sigma
+    assert bright.sum() > 1000
+    assert residual[bright].std() == pytest.approx(1.0, abs=0.05)
+    assert residual[~bright].std() == pytest.approx(1.0, abs=0.02)
+
+
+def test_renderer_rejects_bad_input():
+    renderer = GalaxyRenderer([0.6, 0.7])
+    good = dict(flux=np.ones((2, 2)), sersic_n=[1.0, 4.0], hlr_arcsec=[0.5, 0.5], axis_ratio=[0.5, 1.0],
+                position_angle_deg=[0.0, 10.0])
+    assert renderer.render(**good).shape == (2, 2, 64, 64)
+    for change, message in [({"flux": np.ones((2, 3))}, "flux must be"), ({"sersic_n": [1.0, 7.0]}, "sersic_n"),
+                            ({"axis_ratio": [0.0, 1.0]}, "axis_ratio"), ({"hlr_arcsec": [0.5]}, "hlr_arcsec"),
+                            ({"flux": np.full((2, 2), np.nan)}, "NaN")]:
+        with pytest.raises(DataError, match=message):
+            renderer.render(**{**good, **change})
 
 
 def test_sky_sigma_gives_the_point_source_depth():

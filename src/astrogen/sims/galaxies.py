@@ -56,6 +56,7 @@ import scipy.fft
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from astrogen.data.fieldset import Batch, FieldMeta
+from astrogen.errors import DataError
 from astrogen.sims.base import SimSpec, Simulator
 
 BANDS = ("g", "r", "i", "z", "y")
@@ -118,7 +119,7 @@ def sersic_ft_table(n_grid: tuple[float, ...], log_k: tuple[float, float, int]) 
     table = np.empty((len(n_grid), len(k)))
     for i, n in enumerate(n_grid):  # one-off set-up: GalSim builds one Hankel-transform table per index
         profile = galsim.Sersic(n, half_light_radius=1.0)
-        table[i] = [profile._kValue(galsim.PositionD(float(x), 0.0)).real for x in k]
+        table[i] = [profile.kValue(float(x), 0.0).real for x in k]
     return table
 
 
@@ -188,8 +189,22 @@ class GalaxyRenderer:
         position_angle_deg : major-axis angle counter-clockwise from +x, degrees [N].
         workers : threads of the batched inverse FFT (the result does not depend on it).
         """
+        flux = np.asarray(flux, dtype=np.float64)
+        n_gal = len(flux)
+        if flux.ndim != 2 or flux.shape[1] != len(self.transfer):
+            raise DataError(f"flux must be [N, {len(self.transfer)}] (galaxies, bands), got shape {flux.shape}")
+        checks = {"sersic_n": (sersic_n, *SERSIC_N_RANGE), "hlr_arcsec": (hlr_arcsec, 1e-6, np.inf),
+                  "axis_ratio": (axis_ratio, 1e-3, 1.0), "position_angle_deg": (position_angle_deg, -np.inf, np.inf)}
+        for name, (values, low, high) in checks.items():
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != (n_gal,):
+                raise DataError(f"{name} must have shape ({n_gal},) like flux, got {values.shape}")
+            if not np.all(np.isfinite(values) & (values >= low) & (values <= high)):
+                raise DataError(f"{name} must be finite and within [{low}, {high}]")
+        if not np.all(np.isfinite(flux)):
+            raise DataError("flux contains NaN or inf")
         spectra = self.galaxy_kimage(sersic_n, hlr_arcsec, axis_ratio, position_angle_deg)[:, None]
-        spectra = spectra * np.asarray(flux, dtype=np.float32)[:, :, None, None] * self.transfer[None]
+        spectra = spectra * flux.astype(np.float32)[:, :, None, None] * self.transfer[None]
         images = scipy.fft.irfft2(spectra, s=(self.fft_size, self.fft_size), workers=workers)
         start = self.fft_size // 2 - self.size // 2
         return images[..., start: start + self.size, start: start + self.size]
