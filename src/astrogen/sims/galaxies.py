@@ -9,7 +9,7 @@ coadd pixel) of one centred galaxy in the five HSC broad bands, in **HSC coadd c
 * **redshift** z on [0, z_max] from ``p(z) = (1 - w) S(z) + w / z_max``, S(z) ~ z^alpha exp(-(z / z0)^beta)
   normalised on [0, z_max] (a Smail et al. 1994 law) plus a flat tail of weight w = ``z_tail`` that keeps
   galaxies out to z = 4. Defaults (alpha 2, beta 1.5, z0 0.5255, w 0.04) give P(z < 1.5) = 0.930, as in the
-  GalaxiesML spectroscopic sample (93% below 1.5); median z = 0.77. Drawn by inverse CDF on a fine grid.
+  GalaxiesML spectroscopic sample (93% below 1.5); median z = 0.75. Drawn by inverse CDF on a fine grid.
 * **type**: early (bulge-dominated) with probability ``early_fraction``, else late (disk).
 * **Sersic index**: lognormal around 1 (late) or 4 (early), clipped to [0.5, 6].
 * **size**: physical half-light radius R_e = R_0 (1 + z)^-beta_size 10^(N(0, sigma_dex)) kpc with the
@@ -34,16 +34,18 @@ log-spaced indices in [0.5, 6] (once per process). A galaxy's transform is F(k) 
 ln n between tables (a mixture of two unit-half-light profiles keeps half-light radius 1 exactly). Each band
 multiplies by the GalSim kimage of its PSF (Kolmogorov, FWHM ``seeing_fwhm_arcsec``) and of the pixel, and
 one batched inverse FFT (``fft_size``^2 periodic grid, cropped to ``size``) renders all galaxies and bands
-at once. This matches ``galsim.Convolve(Sersic.shear, PSF).drawImage(method='auto')`` to ~1e-4 of the peak
-(tested) and is ~8 times faster than drawing 5 images per galaxy with GalSim (benchmarks/bench_galaxies.py).
+at once. This matches ``galsim.Convolve(Sersic.shear, PSF).drawImage(method='auto')`` to < 3e-4 of the
+peak (tested) and is ~8 times faster than drawing 5 images per galaxy with GalSim (benchmarks/bench_galaxies.py).
 Folding: flux beyond fft_size / 2 pixels (16 arcsec at the default 192) wraps around; it adds < 0.1% to the
 cutout flux for r_e < 1 arcsec, 0.15% for n = 4, r_e = 1.2 arcsec and 1.3% for n = 5.5, r_e = 2.5 arcsec.
 
-**Noise** (``noise: true``): Gaussian sky noise per band with sigma = F(depth) / (5 sqrt(NEA / pixel^2)),
-F(m) = 10^(-0.4 (m - 27)), NEA = 4 pi (FWHM / 2.3548)^2 the noise-equivalent area of the PSF, for the HSC-SSP
-Wide 5-sigma point-source depths (Aihara et al. 2018: g 26.5, r 26.5, i 26.2, z 25.2, y 24.4); with the
-default seeing this is sigma = (0.046, 0.047, 0.080, 0.172, 0.360) counts per pixel (`sky_sigma`). With ``gain`` set,
-source shot noise N(0, max(flux, 0) / gain) is added too (gain in electrons per count).
+**PSF and noise**: the default seeing FWHM (g 0.77, r 0.76, i 0.58, z 0.68, y 0.68 arcsec) and 5-sigma
+point-source depths (g 26.6, r 26.2, i 26.2, z 25.3, y 24.5) are the HSC-SSP Wide medians of the second data
+release (Aihara et al. 2019, PASJ 71, 114), the source of the GalaxiesML images. With ``noise: true``, Gaussian
+sky noise per band has sigma = F(depth) / (5 sqrt(NEA / pixel^2)), F(m) = 10^(-0.4 (m - 27)),
+NEA = 4 pi (FWHM / 2.3548)^2 the noise-equivalent area of the PSF (exact for a Gaussian PSF): sigma = (0.042,
+0.061, 0.080, 0.157, 0.328) counts per pixel (`sky_sigma`). With ``gain`` set, source shot noise
+N(0, max(flux, 0) / gain) is added too (gain in electrons per count; the Gaussian limit of Poisson noise).
 """
 
 from __future__ import annotations
@@ -222,10 +224,10 @@ class GalaxiesConfig(BaseModel):
     size: int = Field(64, ge=8, le=512, description="cutout side, pixels")
     pixel_scale_arcsec: float = Field(0.168, gt=0, le=10, description="pixel side, arcsec (HSC: 0.168)")
     fft_size: int = Field(192, ge=8, le=2048, description="periodic FFT grid side, pixels (>= size)")
-    seeing_fwhm_arcsec: list[float] = _five("Kolmogorov PSF FWHM per band g r i z y, arcsec (HSC-SSP medians)",
+    seeing_fwhm_arcsec: list[float] = _five("Kolmogorov PSF FWHM per band g r i z y, arcsec (HSC-SSP PDR2)",
                                             [0.77, 0.76, 0.58, 0.68, 0.68])
-    depth_mag: list[float] = _five("5-sigma point-source depth per band, AB mag (HSC-SSP Wide)",
-                                   [26.5, 26.5, 26.2, 25.2, 24.4])
+    depth_mag: list[float] = _five("5-sigma point-source depth per band, AB mag (HSC-SSP PDR2 Wide)",
+                                   [26.6, 26.2, 26.2, 25.3, 24.5])
     noise: bool = Field(True, description="add sky noise (and source noise if gain is set)")
     gain: float | None = Field(None, gt=0, description="electrons per count for source shot noise; None: none")
     z_max: float = Field(4.0, gt=0, le=10, description="largest redshift")
