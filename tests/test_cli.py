@@ -1,3 +1,4 @@
+import h5py
 import numpy as np
 import pytest
 
@@ -66,6 +67,21 @@ def test_import_then_info(tmp_path, capsys):
                           "--channels", "a,b", "--pixel-size", "0.5", "--pixel-unit", "arcmin")
     assert code == 0 and "imported 4" in stdout
     assert "0.5 arcmin" in run(capsys, "info", str(tmp_path / "m.h5"))[1]
+
+
+def test_import_galaxiesml_style_hdf5_with_param_columns(tmp_path, capsys):
+    with h5py.File(tmp_path / "gml.hdf5", "w") as f:
+        f["image"] = np.ones((3, 5, 8, 8), dtype=np.float32)
+        f["specz_redshift"], f["ra"] = np.array([0.1, 0.5, 2.0]), np.zeros(3)
+    out = tmp_path / "g.h5"
+    code, stdout, _ = run(capsys, "import", str(tmp_path / "gml.hdf5"), "--out", str(out), "--key", "image",
+                          "--channels", "g,r,i,z,y", "--param", "redshift=specz_redshift", "--param", "ra")
+    assert code == 0 and "imported 3" in stdout
+    with FieldSet(out) as fs:
+        assert sorted(fs.param_names) == ["ra", "redshift"]
+        np.testing.assert_array_equal(fs.params["redshift"], [0.1, 0.5, 2.0])
+    assert_user_error(capsys, "--param expects", "import", str(tmp_path / "gml.hdf5"), "--out", str(out),
+                      "--param", "redshift=")
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path, capsys):

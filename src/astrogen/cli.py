@@ -116,6 +116,19 @@ def fieldset_table(fs) -> Table:
     return table
 
 
+def _parse_params(items: list[str] | None) -> dict[str, str] | None:
+    """``["redshift=specz_redshift", "ra"]`` -> ``{"redshift": "specz_redshift", "ra": "ra"}`` (None if empty)."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, key = (part.strip() for part in item.partition("="))
+        if not name or (sep and not key):
+            raise AstrogenError(f"--param expects NAME=KEY or KEY, got {item!r}")
+        out[name] = key or name
+    return out
+
+
 @app.command("import")
 def import_(
     src: Annotated[Path, typer.Argument(help="Source file: .npy, .npz, FITS or HDF5.")],
@@ -127,15 +140,17 @@ def import_(
     pixel_size: Annotated[float | None, typer.Option(help="Pixel side in --pixel-unit.")] = None,
     pixel_unit: Annotated[str | None, typer.Option(help="Unit of the pixel size: deg, arcmin, Mpc/h, ...")] = None,
     periodic: Annotated[bool, typer.Option("--periodic", help="The fields are periodic boxes.")] = False,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="Parameter column NAME=KEY, e.g. redshift=specz_redshift (repeatable; default: all)")] = None,
     compression: Compression = "none",
     overwrite: Overwrite = False,
 ) -> None:
-    """Convert your own images (.npy/.npz/FITS/HDF5) into a FieldSet."""
+    """Convert your own images (.npy/.npz/FITS/HDF5, e.g. GalaxiesML) into a FieldSet."""
     from astrogen.data import import_file
 
     with import_file(
         src, out, key=key, layout=layout, channels=channels.split(",") if channels else None, units=units,
-        pixel_size=pixel_size, pixel_unit=pixel_unit, periodic=periodic,
+        pixel_size=pixel_size, pixel_unit=pixel_unit, periodic=periodic, params=_parse_params(param),
         compression=_compression(compression), overwrite=overwrite, progress=True,
     ) as fs:
         console.print(f"imported {len(fs)} samples of shape {fs.sample_shape} into {fs.path}")

@@ -82,3 +82,46 @@ def test_bad_inputs_raise_clear_errors_and_write_nothing(tmp_path, cube):
         import_file(tmp_path / "notes.txt", tmp_path / "out.h5")
     assert not (tmp_path / "out.h5").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def write_galaxiesml(path, n=6, channels_last=False):
+    """A small GalaxiesML-style file: 5-band cutouts beside spectroscopic redshifts and catalogue columns."""
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(n, 5, 8, 8)).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f["image"] = np.moveaxis(images, 1, -1) if channels_last else images
+        f["specz_redshift"] = rng.uniform(0, 4, n)
+        f["g_cmodel_mag"] = rng.uniform(18, 25, n)
+        f["object_id"] = np.arange(n, dtype=np.int64)
+        f["skymap_id"] = np.array([b"9813"] * n)  # text columns are not parameters
+        f["meta/ra"] = rng.uniform(0, 360, n)
+        f["short"] = np.zeros(n - 1)
+    return images
+
+
+def test_galaxiesml_hdf5_with_named_parameter_columns(tmp_path):
+    images = write_galaxiesml(tmp_path / "gml.hdf5", channels_last=True)
+    wanted = {"redshift": "specz_redshift", "mag_g": "g_cmodel_mag", "ra": "/meta/ra"}
+    with import_file(tmp_path / "gml.hdf5", tmp_path / "g.h5", key="image", layout="NHWC",
+                     channels=list("grizy"), pixel_size=0.168, pixel_unit="arcsec", params=wanted) as fs:
+        np.testing.assert_array_equal(fs[:].images, images)
+        assert sorted(fs.param_names) == ["mag_g", "ra", "redshift"] and fs.channels == list("grizy")
+        with h5py.File(tmp_path / "gml.hdf5") as f:
+            np.testing.assert_array_equal(fs.params["redshift"], f["specz_redshift"][()])
+            np.testing.assert_array_equal(fs.params["ra"], f["meta/ra"][()])
+    # Without a mapping, every numeric column of one value per image in the image's group comes along.
+    write_galaxiesml(tmp_path / "nchw.hdf5")
+    with import_file(tmp_path / "nchw.hdf5", tmp_path / "h.h5", key="image") as fs:
+        assert sorted(fs.param_names) == ["g_cmodel_mag", "object_id", "specz_redshift"]
+        assert fs.shape == (6, 5, 8, 8)
+
+
+def test_named_parameter_columns_that_cannot_be_used_raise(tmp_path):
+    write_galaxiesml(tmp_path / "gml.hdf5")
+    with pytest.raises(InputFileError, match=r"no column 'zspec' for parameter 'redshift'.*specz_redshift"):
+        import_file(tmp_path / "gml.hdf5", tmp_path / "o.h5", key="image", params={"redshift": "zspec"})
+    with pytest.raises(DataError, match="column 'short' of shape \\(5,\\)"):
+        import_file(tmp_path / "gml.hdf5", tmp_path / "o.h5", key="image", params={"x": "short"})
+    with pytest.raises(DataError, match="column 'skymap_id'"):
+        import_file(tmp_path / "gml.hdf5", tmp_path / "o.h5", key="image", params={"x": "skymap_id"})
+    assert not (tmp_path / "o.h5").exists()

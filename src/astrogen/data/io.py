@@ -6,7 +6,10 @@ Channels-last data use e.g. ``NHWC``. Beside the images, the importer picks up
 
 * ``masks``: an array/dataset named ``masks`` (layout from its own number of dimensions);
 * parameter columns: every other 1-D numeric array of length N (npz entries; HDF5 datasets in the
-  image's group or in a ``params`` group);
+  image's group or in a ``params`` group), or, with ``params={name: key}``, exactly the columns named
+  (HDF5 keys relative to the image's group, its ``params`` group, or absolute paths in the file), renamed.
+  This reads GalaxiesML-style catalogues: ``image`` [N, 5, 64, 64] beside ``specz_redshift`` [N] becomes
+  ``params={"redshift": "specz_redshift"}``;
 * FITS headers: ``BUNIT`` as the pixel unit and square ``CDELT1``/``CDELT2`` (in ``CUNIT1``, default
   deg) as the pixel size.
 
@@ -17,7 +20,7 @@ larger than memory import fine.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +45,7 @@ class _Source:
     images: object
     masks: object | None = None
     params: dict[str, object] = field(default_factory=dict)
+    columns: dict[str, object] = field(default_factory=dict)  # more arrays addressable by key (HDF5 paths)
     units: str | None = None
     pixel_size: float | None = None
     pixel_unit: str | None = None
@@ -102,7 +106,8 @@ def _hdf5(path: Path, key: str | None, stack: ExitStack) -> _Source:
     if isinstance(group.get("params"), h5py.Group):
         columns.update({n: d for n, d in group["params"].items() if isinstance(d, h5py.Dataset)})
     columns.pop(f[key].name.split("/")[-1], None)
-    return _Source(f[key], masks=columns.pop("masks", None), params=columns)
+    by_path = {name: f[name] for name in datasets}
+    return _Source(f[key], masks=columns.pop("masks", None), params=columns, columns=by_path)
 
 
 def _fits(path: Path, key: str | None, stack: ExitStack) -> _Source:
@@ -165,6 +170,7 @@ def import_file(
     pixel_size: float | None = None,
     pixel_unit: str | None = None,
     periodic: bool = False,
+    params: Mapping[str, str] | None = None,
     batch_size: int = 256,
     compression: str | None = None,
     overwrite: bool = False,
@@ -180,6 +186,8 @@ def import_file(
     channels : channel names (default ``ch0, ch1, ...``).
     units, pixel_size, pixel_unit : override what the file's headers say (pixel_size in pixel_unit).
     periodic : whether the fields are periodic boxes.
+    params : parameter columns to import, ``{name in the FieldSet: key in the source}`` (e.g.
+        ``{"redshift": "specz_redshift"}``); default: every 1-D numeric column of length N, named as in the source.
     batch_size : samples read and written at a time.
     compression, overwrite : as in `FieldSetWriter`.
     """
@@ -201,10 +209,7 @@ def import_file(
             mask_layout = _check_layout(DEFAULT_LAYOUTS.get(masks.ndim, "?"), masks.ndim, f"{src}: masks")
             if ("N" in mask_layout) != ("N" in layout) or (n > 1 and masks.shape[0] != n):
                 raise DataError(f"{src}: masks of shape {masks.shape} do not match {n} images")
-        params = {}
-        for name, column in source.params.items():
-            if column.ndim == 1 and len(column) == n and np.issubdtype(column.dtype, np.number):
-                params[name] = np.asarray(column[()], dtype=np.float64)
+        params = _read_params(source, params, n, src)
         meta = FieldMeta(
             channels=channels,
             units=units or source.units or "unknown",
@@ -234,6 +239,24 @@ def import_file(
                 writer.append(batch, {k: v[rows] for k, v in params.items()}, mask_batch)
                 advance(len(batch))
     return FieldSet(out)
+
+
+def _read_params(source: _Source, wanted: Mapping[str, str] | None, n: int, src: Path) -> dict[str, np.ndarray]:
+    """The parameter columns: the ``wanted`` ones ``{name: key}`` (errors if unusable), else all usable ones."""
+    usable = lambda c: c.ndim == 1 and len(c) == n and np.issubdtype(c.dtype, np.number)  # noqa: E731
+    if wanted is None:
+        return {name: np.asarray(c[()], dtype=np.float64) for name, c in source.params.items() if usable(c)}
+    params = {}
+    for name, key in wanted.items():
+        column = source.params.get(key, source.columns.get(key.strip("/")))
+        if column is None:
+            known = sorted({*source.params, *source.columns}) or ["none"]
+            raise InputFileError(f"{src}: no column {key!r} for parameter {name!r}; it holds {', '.join(known)}")
+        if not usable(column):
+            raise DataError(f"{src}: column {key!r} of shape {column.shape} and dtype {column.dtype} is not "
+                            f"a numeric column of {n} values, one per image")
+        params[name] = np.asarray(column[()], dtype=np.float64)
+    return params
 
 
 def _sample_shape(shape: Sequence[int], layout: str) -> tuple[int, ...]:
