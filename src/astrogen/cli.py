@@ -234,13 +234,17 @@ def evaluate_(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("astrogen-demo"),
-    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of images.")] = 2000,
+    minutes: Annotated[float, typer.Option(min=0.05, help="Training budget, minutes of wall-clock time.")] = 8.0,
+    n_train: Annotated[int, typer.Option(min=64, help="Simulated training slices.")] = 2048,
+    n_test: Annotated[int, typer.Option(min=16, help="Held-out slices (independent boxes).")] = 512,
+    n_generate: Annotated[int, typer.Option(min=16, help="Generated slices.")] = 512,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
 ) -> None:
-    """Run the end-to-end demo on built-in simulated data."""
+    """The end-to-end demo: simulate matter fields, train a periodic DDPM, sample, write the report."""
     from astrogen.pipelines.demo import run_demo
 
-    result = run_demo(out, n=n, seed=seed, progress=True)
+    result = run_demo(out, minutes=minutes, n_train=n_train, n_test=n_test, n_generate=n_generate, seed=seed,
+                      progress=True)
     console.print(result.table())
 
 

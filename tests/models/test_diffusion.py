@@ -1,9 +1,11 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from astrogen.data.transforms import MinMax
+from astrogen.data.transforms import Log1p, MinMax
 from astrogen.errors import ConfigError
 from astrogen.models.diffusion import (
     Denoiser,
@@ -130,6 +132,21 @@ def test_conditioning_changes_the_output_and_dropout_removes_it():
         assert not torch.allclose(net(x, t, a), net(x, t, b))
         dropped = torch.zeros(3)
         torch.testing.assert_close(net(x, t, a, dropped), net(x, t, b, dropped))
+
+
+def test_samples_outside_the_training_range_are_clamped_with_a_warning():
+    transform = Log1p()  # an exponential inverse: unclamped outliers overflow to inf
+    module = DiffusionModule(model=TINY, image_shape=[1, 4, 4], transform=transform.to_dict(),
+                             data_range=[[0.0], [2.0]])
+    module.ema.module = GaussianOracle(100.0, 0.01)  # network-space "data" far beyond the training range
+    with pytest.warns(UserWarning, match="clamped"):
+        images = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(images, torch.expm1(torch.tensor(2.5)))  # max 2 + 25% of the width 2
+    module.ema.module = GaussianOracle(1.0, 0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        inside = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0))
+    assert (inside < np.expm1(2.5)).all()
 
 
 def test_tiny_model_overfits_a_small_batch():

@@ -1,13 +1,18 @@
+import json
+
 from astrogen.data import FieldSet
-from astrogen.pipelines.demo import run_demo
+from astrogen.pipelines.demo import DEMO_MATTER, run_demo
 
 
-def test_demo_writes_and_summarises_a_blob_set(tmp_path):
-    result = run_demo(tmp_path / "demo", n=64, seed=0)
-    assert result.path == tmp_path / "demo" / "blobs.h5"
-    with FieldSet(result.path) as fs:
-        assert fs.shape == (64, 1, 128, 128) and fs.meta.simulator == "blobs"
-    assert result.blobs_per_image == 50
-    # Blended blobs merge into one peak, so fewer peaks than blobs are found, but most are separate.
-    assert 30 < result.peaks_per_image < 50
-    assert 0 < result.stats.mean[0] < result.stats.max[0]
+def test_demo_runs_every_stage_and_writes_the_report(tmp_path):
+    result = run_demo(tmp_path / "demo", minutes=0.05, n_train=64, n_test=32, n_generate=16, steps=4)
+    out = tmp_path / "demo"
+    with FieldSet(out / "matter_train.h5") as train, FieldSet(out / "generated.h5") as gen:
+        assert train.meta.periodic and train.sample_shape == (1, DEMO_MATTER["tile_size"], DEMO_MATTER["tile_size"])
+        # Samples come back in the training set's physical units: delta = rho / rho_mean - 1 > -1.
+        assert gen.shape == (16, *train.sample_shape) and gen.meta.units == train.meta.units
+        assert (gen[:].images > -1).all()
+    assert result.report == out / "report.html" and "<img" in result.report.read_text()
+    card = json.loads((out / "scorecard.json").read_text())
+    assert {row["statistic"] for row in card["rows"]} >= {"power", "pixel_pdf", "mean"}
+    assert result.steps > 0 and set(result.seconds) == {"simulate", "train", "sample", "evaluate"}

@@ -19,6 +19,7 @@ for classifier-free guidance.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import lightning as L
@@ -34,6 +35,7 @@ from astrogen.data.transforms import Transform
 from astrogen.errors import ConfigError, DataError
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
+RANGE_MARGIN = 0.25  # samples beyond the training range by more than this fraction of it are clamped
 
 MODEL_PRESETS = {
     # CPU demo: ~1.5 M parameters, attention at the two coarsest levels.
@@ -256,6 +258,9 @@ class DiffusionModule(L.LightningModule):
     ema_decay : decay of the exponential moving average of the weights used for sampling.
     transform : `Transform.to_dict()` of the fitted data transform (physical -> network space).
     data_meta : `FieldMeta.to_attrs()` of the training set.
+    data_range : per-channel ``[min, max]`` of the training images in network space; samples are clamped
+        to it, widened by ``RANGE_MARGIN`` of its width on each side, before the transform is inverted, so
+        an undertrained model cannot overflow an exponential inverse (a warning gives the clamped fraction).
     """
 
     def __init__(
@@ -273,6 +278,7 @@ class DiffusionModule(L.LightningModule):
         ema_decay: float = 0.999,
         transform: dict | None = None,
         data_meta: dict | None = None,
+        data_range: list[list[float]] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -354,4 +360,14 @@ class DiffusionModule(L.LightningModule):
         shape = (n, *self.hparams.image_shape)
         x = sample(network.eval(), self.config, shape, sampler, steps,
                    None if cond is None else self.standardise(cond.float()), guidance, generator, self.device)
+        if self.hparams.data_range is not None:
+            low, high = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None]
+                         for v in self.hparams.data_range)
+            margin = RANGE_MARGIN * (high - low)
+            clamped = x.clamp(low - margin, high + margin)
+            outside = (clamped != x).float().mean().item()
+            if outside > 0:
+                warnings.warn(f"{outside:.2%} of generated pixels lay outside the training range (widened by "
+                              f"{RANGE_MARGIN:.0%}) and were clamped to it: train longer", stacklevel=2)
+            x = clamped
         return x if self.transform is None else self.transform.inverse(x)

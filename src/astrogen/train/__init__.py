@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from astrogen.config import load_yaml, validate_config
 from astrogen.data import Augment, FieldSet
 from astrogen.data.dataset import FieldSetDataset
-from astrogen.data.transforms import MaxNorm, Transform
+from astrogen.data.transforms import ChannelStats, MaxNorm, Transform
 from astrogen.errors import ConfigError, DataError
 from astrogen.models.diffusion import DiffusionConfig, DiffusionModule
 
@@ -153,6 +153,7 @@ def build_module(cfg: TrainConfig) -> tuple[DiffusionModule, int, int]:
         if any(isinstance(t, MaxNorm) for t in transform.transforms):
             raise ConfigError("data.transform: MaxNorm is per image and cannot be inverted for generated samples")
         transform.fit(fs.image_batches(stop=n_train))
+        network_range = ChannelStats.of(transform.forward(b) for b in fs.image_batches(stop=n_train))
         params = np.stack([fs.params[c][:n_train] for c in cfg.data.conditions], 1) if cfg.data.conditions \
             else np.zeros((n_train, 0))
         meta = fs.meta.to_attrs()
@@ -168,6 +169,7 @@ def build_module(cfg: TrainConfig) -> tuple[DiffusionModule, int, int]:
         cond_dropout=cfg.conditioning.dropout, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
         warmup_steps=cfg.optim.warmup_steps, ema_decay=cfg.optim.ema_decay,
         transform=transform.to_dict(), data_meta=meta,
+        data_range=[network_range.min.tolist(), network_range.max.tolist()],
     )
     return module, n_train, n_total
 
