@@ -6,7 +6,7 @@ import yaml
 
 from astrogen.cli import main
 from astrogen.data import FieldSet
-from astrogen.errors import ConfigError
+from astrogen.errors import ConfigError, UnknownNameError
 from astrogen.generate import batch_seed, load_diffusion, sample_to_file
 from astrogen.sims import simulate_to_file
 from astrogen.train import build_module, load_train_config, train
@@ -122,3 +122,8 @@ def test_cli_train_and_sample(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["sample", str(ckpt), "--cond", "x0=abc", "--out", str(tmp_path / "h.h5")])
     assert exit_.value.code == 2 and "expected a number" in capsys.readouterr().err
+
+
+def test_unknown_kind_is_a_one_line_error():
+    with pytest.raises(UnknownNameError, match="unknown kind 'gpt'; available: diffusion"):
+        load_train_config({"kind": "gpt", "data": {"path": "x.h5"}})

@@ -2,12 +2,15 @@
 
 ``astrogen train CONFIG.yaml --set optim.lr=1e-4`` and `train` from Python run the same code. The
 Trainer owns devices, precision, loops, checkpoints and logs (CSV and TensorBoard under ``out``).
+A config's ``kind`` (default ``diffusion``) names a registered `Task`: its config model and how it builds
+the LightningModule and data loaders. Tasks register on import of their module (``TASK_MODULES``).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +24,7 @@ from astrogen.config import load_yaml, validate_config
 from astrogen.data import Augment, FieldSet
 from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import ChannelStats, MaxNorm, Transform
-from astrogen.errors import ConfigError, DataError
+from astrogen.errors import ConfigError, DataError, UnknownNameError
 from astrogen.models.diffusion import DiffusionConfig, DiffusionModule
 
 
@@ -84,6 +87,42 @@ class TrainConfig(_Strict):
     trainer: RunConfig = Field(default_factory=RunConfig)
 
 
+@dataclass(frozen=True)
+class Task:
+    """A kind of model that `train` fits.
+
+    ``config`` is the pydantic model of the whole experiment (fields ``kind`` and ``trainer: RunConfig``
+    at least); ``build(cfg)`` returns ``(module, train_loader, val_loader)``. ``monitor`` is the logged
+    metric that selects the best checkpoint; ``clip_gradients`` lets the Trainer clip at ``cfg.optim.grad_clip``
+    (False for manual optimisation, e.g. GANs, which clip themselves); ``callbacks(cfg)`` adds callbacks.
+    """
+
+    config: type[BaseModel]
+    build: Callable[[BaseModel], tuple[L.LightningModule, object, object]]
+    monitor: str | None = "val/loss"
+    clip_gradients: bool = True
+    callbacks: Callable[[BaseModel], list] | None = None
+
+
+TASKS: dict[str, Task] = {}
+# kind -> module whose import registers it (kept lazy so `astrogen train` loads only what it runs).
+TASK_MODULES = {"diffusion": "astrogen.train"}
+
+
+def register_task(kind: str, task: Task) -> None:
+    """Make ``kind`` trainable with `train` / ``astrogen train``."""
+    TASKS[kind] = task
+
+
+def get_task(kind: str) -> Task:
+    """The registered `Task` of ``kind`` (importing its module on first use)."""
+    if kind not in TASKS and kind in TASK_MODULES:
+        importlib.import_module(TASK_MODULES[kind])
+    if kind not in TASKS:
+        raise UnknownNameError(f"unknown kind {kind!r}; available: {', '.join(sorted(TASK_MODULES))}")
+    return TASKS[kind]
+
+
 def apply_overrides(values: dict, overrides: Mapping[str, object]) -> dict:
     """Set dotted keys (``optim.lr``) of a nested dict; returns a new dict."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()}
@@ -98,14 +137,15 @@ def apply_overrides(values: dict, overrides: Mapping[str, object]) -> dict:
     return out
 
 
-def load_train_config(source: str | os.PathLike | Mapping | TrainConfig,
-                      overrides: Mapping[str, object] | None = None) -> TrainConfig:
-    """Validate a training config from a YAML file, a dict or a `TrainConfig`, with dotted overrides."""
-    if isinstance(source, TrainConfig):
+def load_train_config(source: str | os.PathLike | Mapping | BaseModel,
+                      overrides: Mapping[str, object] | None = None) -> BaseModel:
+    """Validate a training config (YAML file, dict or config model) with dotted overrides, by its ``kind``."""
+    if isinstance(source, BaseModel):
         source = source.model_dump()
     where = str(source) if isinstance(source, (str, os.PathLike)) else "train config"
-    values = load_yaml(source) if isinstance(source, (str, os.PathLike)) else dict(source)
-    return validate_config(TrainConfig, apply_overrides(values, overrides or {}), where)
+    values = apply_overrides(load_yaml(source) if isinstance(source, (str, os.PathLike)) else dict(source),
+                             overrides or {})
+    return validate_config(get_task(values.get("kind", "diffusion")).config, values, where)
 
 
 @dataclass
@@ -174,15 +214,17 @@ def build_module(cfg: TrainConfig) -> tuple[DiffusionModule, int, int]:
     return module, n_train, n_total
 
 
-def build_trainer(cfg: TrainConfig, progress: bool = True, callbacks: list | None = None) -> L.Trainer:
-    """The Lightning Trainer for ``cfg``: precision, checkpoints (best on val/loss and last), CSV and
-    TensorBoard logs, gradient clipping, step-based validation and an optional wall-clock budget."""
+def build_trainer(cfg: BaseModel, progress: bool = True, callbacks: list | None = None) -> L.Trainer:
+    """The Lightning Trainer for ``cfg``: precision, checkpoints (best on the task's monitored metric and
+    last), CSV and TensorBoard logs, gradient clipping, step-based validation and a wall-clock budget."""
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    task = get_task(cfg.kind)
     out = Path(cfg.trainer.out)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}", monitor="val/loss",
-                                 save_last=True, save_top_k=1)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}" if task.monitor else "{step}",
+                                 monitor=task.monitor, save_last=True, save_top_k=1)
+    callbacks = [checkpoint, *(task.callbacks(cfg) if task.callbacks else []), *(callbacks or [])]
     return L.Trainer(
         default_root_dir=out,
         max_steps=cfg.trainer.max_steps,
@@ -190,12 +232,12 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, callbacks: list | Non
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         precision=_precision(cfg.trainer.precision),
-        gradient_clip_val=cfg.optim.grad_clip,
+        gradient_clip_val=cfg.optim.grad_clip if task.clip_gradients else None,
         check_val_every_n_epoch=None,
         val_check_interval=cfg.trainer.val_every_steps,
         log_every_n_steps=cfg.trainer.log_every_steps,
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
-        callbacks=[checkpoint, *(callbacks or [])],
+        callbacks=callbacks,
         enable_progress_bar=progress,
         enable_model_summary=progress,
         num_sanity_val_steps=0,
@@ -204,18 +246,15 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, callbacks: list | Non
 
 def train(config, overrides: Mapping[str, object] | None = None, resume: str | os.PathLike | None = None,
           progress: bool = True) -> TrainResult:
-    """Train the model described by ``config`` (YAML path, dict or `TrainConfig`).
+    """Train the model described by ``config`` (YAML path, dict or config model; ``kind`` picks the task).
 
-    Returns the final checkpoint (``out/final.ckpt``), which holds the weights, their EMA, the data
-    transform, condition normalisation and the training set's metadata. ``resume`` continues a run
+    Returns the final checkpoint (``out/final.ckpt``); for diffusion it holds the weights, their EMA, the
+    data transform, condition normalisation and the training set's metadata. ``resume`` continues a run
     from one of its checkpoints (optimizer, EMA and step count included).
     """
     cfg = load_train_config(config, overrides)
-    if cfg.data.val_fraction == 0:
-        raise ConfigError("data.val_fraction must be > 0: validation loss selects the best checkpoint")
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    module, n_train, n_total = build_module(cfg)
-    train_loader, val_loader = _loaders(cfg.data, module.transform, n_train, n_total, cfg.trainer.seed)
+    module, train_loader, val_loader = get_task(cfg.kind).build(cfg)
     trainer = build_trainer(cfg, progress)
     if resume is not None and not Path(resume).is_file():
         raise ConfigError(f"--resume {resume}: no such checkpoint")
@@ -226,4 +265,14 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
     return TrainResult(final, Path(cfg.trainer.out), trainer.global_step, metrics)
 
 
-__all__ = ["TrainConfig", "TrainResult", "build_module", "build_trainer", "load_train_config", "train"]
+def _build_diffusion(cfg: TrainConfig):
+    if cfg.data.val_fraction == 0:
+        raise ConfigError("data.val_fraction must be > 0: validation loss selects the best checkpoint")
+    module, n_train, n_total = build_module(cfg)
+    return module, *_loaders(cfg.data, module.transform, n_train, n_total, cfg.trainer.seed)
+
+
+register_task("diffusion", Task(TrainConfig, _build_diffusion))
+
+__all__ = ["TASKS", "Task", "TrainConfig", "TrainResult", "build_module", "build_trainer", "get_task",
+           "load_train_config", "register_task", "train"]
