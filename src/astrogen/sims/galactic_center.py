@@ -342,20 +342,21 @@ class GalacticCenter(Simulator):
             mask_shape=(1, c.size, c.size),
         )
 
-    def _rotated(self, angle_deg: np.ndarray) -> np.ndarray:
-        """The extended stack resampled (bilinear) at the cell centres of skies rotated by ``angle_deg`` [n],
-        image(p) = sky(R(-angle) p), and summed into pixels: [n, 6, H, W] (float32 arithmetic, for speed)."""
+    def _rotated(self, cells: np.ndarray, angle_deg: np.ndarray) -> np.ndarray:
+        """Extended cell maps [1 or n, C, n_ext, n_ext] resampled (bilinear) at the cell centres of skies
+        rotated by ``angle_deg`` [n], image(p) = sky(R(-angle) p), and summed into pixels: [n, C, H, W]
+        (float32 arithmetic, for speed)."""
         c = self.config
-        half, half_ext = c.region_deg / 2, self._extended.shape[-1] * self._cell / 2
+        half, half_ext = c.region_deg / 2, cells.shape[-1] * self._cell / 2
         x = -half + (np.arange(c.size * self._fine) + 0.5) * self._cell
         xx, yy = np.meshgrid(x, -x)  # image frame, degrees: x right, y up
         cos, sin = np.cos(np.radians(angle_deg))[:, None, None], np.sin(np.radians(angle_deg))[:, None, None]
         sky_x, sky_y = xx * cos + yy * sin, -xx * sin + yy * cos
         grid = torch.from_numpy((np.stack([sky_x, -sky_y], axis=-1) / half_ext).astype(np.float32))
-        stack = torch.from_numpy(self._extended.astype(np.float32))[None].expand(len(angle_deg), -1, -1, -1)
-        cells = torch.nn.functional.grid_sample(stack, grid, mode="bilinear", padding_mode="zeros",
-                                                align_corners=False)
-        return (torch.nn.functional.avg_pool2d(cells, self._fine) * self._fine**2).double().numpy()
+        maps = torch.from_numpy(cells.astype(np.float32)).expand(len(angle_deg), -1, -1, -1)
+        resampled = torch.nn.functional.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros",
+                                                    align_corners=False)
+        return (torch.nn.functional.avg_pool2d(resampled, self._fine) * self._fine**2).double().numpy()
 
     def simulate_block(self, rng: np.random.Generator, n: int) -> Batch:
         c = self.config
@@ -364,12 +365,17 @@ class GalacticCenter(Simulator):
         n_gc = rng.integers(c.n_ps_gc[0], c.n_ps_gc[1] + 1, size=n)
         angle = rng.uniform(0.0, 360.0, size=n) if c.rotate else np.zeros(n)
         if c.rotate:
-            rotated = self._rotated(angle)
-            templates, densities = rotated[:, :4], rotated[:, 4:]
+            # Rotation is linear: resample each image's diffuse sum, or its four components when stored.
+            templates = self._extended[:4]
+            if c.return_components:
+                weighted = amplitudes[:, :, None, None] * templates
+            else:
+                weighted = (amplitudes @ templates.reshape(4, -1)).reshape(n, 1, *templates.shape[1:])
+            diffuse = self._rotated(weighted, angle)
+            densities = self._rotated(self._extended[None, 4:], angle)
         else:
-            templates = np.stack([self.templates[k] for k in TEMPLATES])[None]
+            diffuse = amplitudes[:, :, None, None] * np.stack([self.templates[k] for k in TEMPLATES])
             densities = self._densities[None]
-        diffuse = amplitudes[:, :, None, None] * templates  # [n, 4, H, W]
 
         pixels = c.size * c.size
         image_d, pixel_d = sample_pixels(rng, densities[:, 0].reshape(len(densities), -1), n_disk)
