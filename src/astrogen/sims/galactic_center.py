@@ -222,18 +222,21 @@ def sample_pixels(rng: np.random.Generator, weights: np.ndarray, counts: np.ndar
     """Draw ``counts[i]`` pixels of image i with probability ~ ``weights`` ([1, P] shared or [n, P] per image).
 
     Returns flat (image index, pixel index) arrays of length ``counts.sum()``, images in order; one
-    ``searchsorted`` on the concatenated per-image CDFs (offset by the image index) does every draw.
+    ``searchsorted`` on the concatenated per-image CDFs (offset by the image index) does every draw. The
+    uniforms are sorted within each image first (the draws are exchangeable), which makes the search
+    several times faster.
     """
     image = np.repeat(np.arange(len(counts)), counts)
     cdf = np.cumsum(weights, axis=1)
     cdf = cdf / cdf[:, -1:]
     cdf[:, -1] = 1.0
-    u = rng.random(len(image))
+    keys = np.sort(rng.random(len(image)) + image)  # image + u in [image, image + 1): images stay in order
     if len(cdf) == 1:
-        return image, np.searchsorted(cdf[0], u, side="right")
-    flat = (cdf + np.arange(len(cdf))[:, None]).ravel()
-    pixel = np.searchsorted(flat, u + image, side="right") - image * cdf.shape[1]
-    return image, np.minimum(pixel, cdf.shape[1] - 1)
+        pixel = np.searchsorted(cdf[0], keys - image, side="right")
+    else:
+        flat = (cdf + np.arange(len(cdf))[:, None]).ravel()
+        pixel = np.searchsorted(flat, keys, side="right") - image * cdf.shape[1]
+    return image, np.minimum(pixel, cdf.shape[1] - 1)  # guards image + u rounding up to image + 1
 
 
 class GalacticCenter(Simulator):
