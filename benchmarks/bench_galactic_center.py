@@ -2,7 +2,7 @@
 
 Target (issue 3): the gamma-ray report's sets, 8,192 train + 1,966 val + 3,072 test images of 64 x 64,
 in under 60 s on 2 CPU cores. Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_galactic_center.py``
-(``--rotate`` for randomly rotated skies); prints images/s, the total seconds and the speed-up over the loop,
+(``--rotate`` for randomly rotated skies); prints images/s, the total seconds and the speed-ups over the loops,
 all measured in this run.
 """
 
