@@ -252,6 +252,7 @@ def test_spec_file_and_config_errors(tmp_path):
         batch = fs[0:3]
         assert set(batch.params) == set(PARAMS) and batch.masks.shape == (3, 1, 16, 16)
     assert get_simulator("galactic_center").spec().sample_shape == (1, 64, 64)
+    assert get_simulator("galactic_center", {"size": 256, "supersample": 1}).block_size == 8  # bounded memory
     for bad in ({"a_dm": (1, 0)}, {"n_ps_gc": (-1, 5)}, {"disk_flux_break": 5000.0}, {"gc_flux_min": 500.0},
                 {"size": 4}, {"psf_fwhm": 1.0}):
         with pytest.raises(ConfigError):
