@@ -14,6 +14,7 @@ from astrogen.sims.galactic_center import (
     gaussian_psf_matrix,
     gnfw_los_integral,
     power_law_quantile,
+    radial_cell_means,
     sample_pixels,
 )
 
@@ -43,6 +44,23 @@ def test_gnfw_los_integral_matches_quadrature_and_the_inner_cusp():
     d = r_sun * np.sin(np.radians(psi))
     cusp = d ** (1 - 2 * gamma) * rs ** (2 * gamma) * np.sqrt(np.pi) * special.gamma(gamma - 0.5) / special.gamma(gamma)
     assert gnfw_los_integral(psi, gamma, rs, r_sun) == pytest.approx(cusp, rel=1e-3)
+
+
+def test_radial_cell_means_match_direct_integrals():
+    edges = np.array([-1.5, -0.5, 0.5, 1.5, 2.5])  # cells around, beside and away from the origin
+    psi = np.geomspace(1e-4, 10, 600)
+    means = radial_cell_means(edges, psi, np.exp(-(psi**2) / 2), 0.0)
+    for i in range(4):
+        for k in range(4):
+            direct = integrate.dblquad(lambda y, x: np.exp(-(x * x + y * y) / 2), edges[k], edges[k + 1],
+                                       edges[i], edges[i + 1])[0]
+            assert means[i, k] == pytest.approx(direct, rel=1e-3)
+    # A cusp psi^-1.4 over the square [-1.5, 1.5]^2 around it: 8 x int_0^(pi/4) (1.5 / cos t)^0.6 / 0.6 dt.
+    cusp = radial_cell_means(edges[:4], psi, psi**-1.4, -1.4)
+    exact = 8 * integrate.quad(lambda t: (1.5 / np.cos(t)) ** 0.6 / 0.6, 0, np.pi / 4)[0] / 9
+    assert cusp.mean() == pytest.approx(exact, rel=1e-4)
+    np.testing.assert_allclose(cusp, cusp.T)
+    np.testing.assert_allclose(cusp, cusp[::-1, ::-1])
 
 
 @pytest.mark.parametrize("index", [1.0, 2.0, 2.7])
@@ -101,7 +119,16 @@ def test_templates_hold_the_configured_counts_and_scale_with_exposure():
         assert sim.templates[name].sum() == pytest.approx(getattr(sim.config, f"{name}_counts"), rel=1e-9)
         assert np.all(sim.templates[name] >= 0)
     dm = sim.templates["dm"]
-    assert dm[7:9, 7:9].min() == dm.max()  # the dm peak sits on the four central pixels, around the GC
+    assert dm[7:9, 7:9].min() == pytest.approx(dm.max())  # the dm peak: the four central pixels, around the GC
+    np.testing.assert_allclose(dm, dm[::-1], rtol=1e-9)  # symmetric in b
+    np.testing.assert_allclose(dm, dm[:, ::-1], rtol=1e-9)  # and in l
+    # Within 0.2 deg of the GC, J ~ psi^(1 - 2 gamma): the pixel means of the cusp are fixed numbers. The
+    # pixel touching the GC (corner at psi = 0) over its neighbour in l, integrals over unit squares:
+    power = 1 - 2 * 1.2
+    corner = integrate.quad(lambda t: (1 / max(np.cos(t), np.sin(t))) ** (power + 2) / (power + 2), 0, np.pi / 2)[0]
+    beside = integrate.dblquad(lambda y, x: (x * x + y * y) ** (power / 2), 1, 2, 0, 1)[0]
+    cusp = get_simulator("galactic_center", {"size": 16, "region_deg": 0.4, "psf_fwhm_deg": 0.0}).templates["dm"]
+    assert cusp[7, 8] / cusp[7, 9] == pytest.approx(corner / beside, rel=2e-3)
     pi0 = sim.templates["pi0"]
     assert pi0[7:9].sum() > 3 * pi0[:2].sum()  # gas: concentrated in the plane
     doubled = get_simulator("galactic_center", {**SMALL, "exposure": 2.0})
