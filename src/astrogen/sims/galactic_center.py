@@ -342,7 +342,7 @@ class GalacticCenter(Simulator):
         return _sum_blocks(values * np.cos(np.radians(b))[:, None], sub) / sub**2
 
     def _template_shapes(self, n_ext: int) -> np.ndarray:
-        """Unnormalised, unblurred pixel-integrated dm, pi0, ic, bubbles templates [4, n_ext, n_ext]."""
+        """Unnormalised, unblurred, cell-integrated dm, pi0, ic, bubbles templates [4, n_ext, n_ext]."""
         c = self.config
         sub = -(-c.supersample // self._fine)  # sub-cells per cell: about ``supersample`` per pixel
         lon = lat = self._sky_axis(n_ext, sub)
@@ -370,13 +370,13 @@ class GalacticCenter(Simulator):
         clumps = np.exp(s * field - s**2 / 2)
         gas = np.exp(-np.abs(b2) / c.gas_scale_b_deg) / (1 + (l2 / c.gas_scale_l_deg) ** 2) * clumps
         ic = 1 / (1 + (l2 / c.ic_scale_l_deg) ** 2) / (1 + (b2 / c.ic_scale_b_deg) ** 2)
-        bubbles = sum(1 / (1 + np.exp((np.hypot(l2, b2 - centre) - c.bubble_radius_deg) / c.bubble_edge_deg))
-                      for centre in (c.bubble_center_b_deg, -c.bubble_center_b_deg))
+        bubbles = sum(1 / (1 + np.exp((np.hypot(l2, b2 - lobe) - c.bubble_radius_deg) / c.bubble_edge_deg))
+                      for lobe in (c.bubble_center_b_deg, -c.bubble_center_b_deg))
         return np.concatenate([dm[None], self._cell_sum(np.stack([gas, ic, bubbles]), lat, sub)])
 
     def _disk_density(self, n_ext: int, n_los: int = 300, max_los_kpc: float = 30.0) -> np.ndarray:
         """Sky density of disk sources [n_ext, n_ext]: int_0^30 kpc exp(-R/R_d - |z|/z_d) ds per cell
-        (2 x 2 sub-pixels; trapezoid rule over ``n_los`` distances, row by row to bound memory)."""
+        (about 2 x 2 samples per pixel; trapezoid rule over ``n_los`` distances, row by row to bound memory)."""
         c = self.config
         sub = max(1, min(c.supersample, 2) // self._fine)
         lon = lat = np.radians(self._sky_axis(n_ext, sub))
