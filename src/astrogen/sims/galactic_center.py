@@ -76,7 +76,7 @@ A_bubbles`` (dimensionless), ``n_ps_disk, n_ps_gc`` (sources in the image), ``an
 
 Speed: a block (128 images at 64 x 64, fewer for larger images) is simulated at once: every source of
 the block is placed with one ``searchsorted`` and deposited with one ``bincount``; drawing the Poisson
-counts dominates the time (about 1,000 images/s of 64 x 64 on one CPU thread).
+counts dominates the time (about 1,400 images/s of 64 x 64 on one CPU thread, 400 with rotation).
 
 Limits: CAR geometry treats (l, b) as flat coordinates for the lobes and the PSF (fine for |b| < 30 deg);
 the template shapes are parametric stand-ins for the Fermi diffuse model, not fits to data; one energy
