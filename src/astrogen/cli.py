@@ -194,19 +194,20 @@ def sample_(
     cond_from: Annotated[Path | None, typer.Option(help="FieldSet whose params give per-sample conditions.")]
     = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = conditional only).")] = 1.0,
+    inputs_from: Annotated[Path | None, typer.Option(help="pixgan/vaegan: FieldSet of input maps.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     compression: Compression = "none",
     overwrite: Overwrite = False,
 ) -> None:
-    """Generate samples from a trained model into a FieldSet in physical units."""
+    """Generate samples from a trained model (diffusion, GAN or VAE) into a FieldSet in physical units."""
     from astrogen.generate import sample_to_file
 
     path = sample_to_file(
         checkpoint, out, n=n, sampler=sampler, steps=steps, cond=_parse_conditions(cond or []),
         cond_from=cond_from, guidance=guidance, seed=seed, batch_size=batch_size, device=device,
-        compression=_compression(compression), overwrite=overwrite, progress=True,
+        compression=_compression(compression), overwrite=overwrite, progress=True, inputs_from=inputs_from,
     )
     console.print(f"wrote samples to {path}")
 
