@@ -149,18 +149,20 @@ class VAEModule(L.LightningModule):
 
 
 def traversal_figure(grid: np.ndarray | torch.Tensor, channel: int = 0, title: str = "latent traversal"):
-    """Matplotlib figure of a `VAEModule.latent_traversal` grid ``[n, n, C, H, W]`` (one channel)."""
-    import matplotlib.pyplot as plt
+    """`matplotlib.figure.Figure` of a `VAEModule.latent_traversal` grid ``[n, n, C, H, W]`` (one channel,
+    one colour scale: the 1st-99th percentile of the grid)."""
+    from astrogen.report.style import new_figure, style
 
     grid = np.asarray(grid.cpu() if isinstance(grid, torch.Tensor) else grid)
     n_rows, n_cols = grid.shape[:2]
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.2 * n_cols, 1.2 * n_rows), squeeze=False)
     low, high = np.percentile(grid[:, :, channel], [1, 99])
-    for i in range(n_rows):
-        for j in range(n_cols):
-            axes[i, j].imshow(grid[i, j, channel], vmin=low, vmax=high, cmap="magma", origin="lower")
-            axes[i, j].set_axis_off()
-    fig.suptitle(title)
+    with style():
+        fig, axes = new_figure(n_rows, n_cols, panel_size=(1.1, 1.1))
+        for i in range(n_rows):
+            for j in range(n_cols):
+                axes[i, j].imshow(grid[i, j, channel], vmin=low, vmax=high, origin="lower", interpolation="nearest")
+                axes[i, j].set_axis_off()
+        fig.suptitle(title)
     return fig
 
 
