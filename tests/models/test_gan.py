@@ -137,3 +137,15 @@ def test_conditional_gans_need_inputs():
     module = GANModule("vaegan", TINY, {}, [2, 16, 16], ["kappa", "tsz"])
     with pytest.raises(ConfigError, match="maps input images"):
         module.generate(3)
+
+
+def test_init_from_starts_a_run_from_another_checkpoint(two_channel_set, tmp_path):
+    from astrogen.train import get_task, load_train_config
+
+    one, _ = two_channel_set
+    source = GANModule("wgan", TINY, {}, [1, 16, 16], ["intensity"])
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "source.ckpt")
+    cfg = load_train_config(config(tmp_path, one, "wgan", init_from=str(tmp_path / "source.ckpt")))
+    module, train_loader, _ = get_task("wgan").build(cfg)
+    assert torch.equal(module.generator.linear.weight, source.generator.linear.weight)
+    assert next(iter(train_loader))["image"].shape == (8, 1, 16, 16)
