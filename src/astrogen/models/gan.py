@@ -374,8 +374,9 @@ class GANModule(L.LightningModule):
         opt_g, opt_d = self.optimizers()
         x = batch["image"]
         o = self.optim_config
-        fake, _ = self._fake(x)
-        real_view, fake_view = self._critic_view(x, x), self._critic_view(x, fake.detach())
+        with torch.no_grad():  # the critic step needs no graph through the generator
+            fake, _ = self._fake(x)
+        real_view, fake_view = self._critic_view(x, x), self._critic_view(x, fake)
         wasserstein = self.critic(real_view).mean() - self.critic(fake_view).mean()
         penalty = gradient_penalty(self.critic, real_view, fake_view)
         d_loss = -wasserstein + o.gp_weight * penalty
