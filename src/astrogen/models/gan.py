@@ -350,12 +350,9 @@ class GANModule(L.LightningModule):
         self.last_real: torch.Tensor | None = None
         self.last_fake: torch.Tensor | None = None
 
-    # The generator's condition (pixgan: the input channels; vaegan: the whole map) and the critic's view.
-    def _condition(self, x: torch.Tensor) -> torch.Tensor | None:
-        return {"wgan": None, "pixgan": x[:, self.input_index], "vaegan": x}[self.kind]
-
     def _fake(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """Generated counterpart of batch ``x`` (its own condition), the critic's input and the KL term."""
+        """(generated counterpart of network-space batch ``x``, VAEGAN's KL term or None): wgan ignores ``x``
+        but its size, pixgan keeps its input channels and fills the others, vaegan maps the whole of it."""
         if self.kind == "wgan":
             z = torch.randn((x.shape[0], self.latent), generator=generator).to(x.device, x.dtype)
             return self.generator(z), None
@@ -368,6 +365,7 @@ class GANModule(L.LightningModule):
         return out, kl_divergence(mu, log_var).mean()
 
     def _critic_view(self, x: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """What the critic judges: the sample, or for vaegan the input and the sample side by side."""
         return torch.cat([x, sample], 1) if self.kind == "vaegan" else sample
 
     def training_step(self, batch: dict, batch_idx: int) -> dict:
@@ -387,6 +385,7 @@ class GANModule(L.LightningModule):
         self.log_dict({"train/d_loss": out["d_loss"], "train/wasserstein": out["wasserstein"],
                        "train/gp": penalty.detach()}, prog_bar=True, batch_size=x.shape[0])
         if batch_idx % o.n_critic == 0:
+            self.toggle_optimizer(opt_g)  # no critic gradients in the generator step
             fake, kl = self._fake(x)
             g_loss = -self.critic(self._critic_view(x, fake)).mean()
             if kl is not None:
@@ -396,6 +395,7 @@ class GANModule(L.LightningModule):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
+            self.untoggle_optimizer(opt_g)
             out["g_loss"] = g_loss.detach()
             self.log("train/g_loss", out["g_loss"], prog_bar=True, batch_size=x.shape[0])
         self.last_real, self.last_fake = x.detach(), fake.detach()
