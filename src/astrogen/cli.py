@@ -194,19 +194,20 @@ def sample_(
     cond_from: Annotated[Path | None, typer.Option(help="FieldSet whose params give per-sample conditions.")]
     = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = conditional only).")] = 1.0,
+    inputs_from: Annotated[Path | None, typer.Option(help="pixgan/vaegan: FieldSet of input maps.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     compression: Compression = "none",
     overwrite: Overwrite = False,
 ) -> None:
-    """Generate samples from a trained model into a FieldSet in physical units."""
+    """Generate samples from a trained model (diffusion, GAN or VAE) into a FieldSet in physical units."""
     from astrogen.generate import sample_to_file
 
     path = sample_to_file(
         checkpoint, out, n=n, sampler=sampler, steps=steps, cond=_parse_conditions(cond or []),
         cond_from=cond_from, guidance=guidance, seed=seed, batch_size=batch_size, device=device,
-        compression=_compression(compression), overwrite=overwrite, progress=True,
+        compression=_compression(compression), overwrite=overwrite, progress=True, inputs_from=inputs_from,
     )
     console.print(f"wrote samples to {path}")
 
@@ -246,6 +247,49 @@ def demo(
     result = run_demo(out, minutes=minutes, n_train=n_train, n_test=n_test, n_generate=n_generate, seed=seed,
                       progress=True)
     console.print(result.table())
+
+
+sky_app = typer.Typer(help="The three-step microwave-sky GAN pipeline and full-sky generation.", no_args_is_help=True)
+app.add_typer(sky_app, name="sky")
+
+
+@sky_app.command("train")
+def sky_train(
+    patches: Annotated[Path, typer.Argument(help="FieldSet of kappa + foreground patches (microwave_sky).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (one folder per stage).")],
+    max_steps: Annotated[int, typer.Option(min=1, help="Optimizer steps per stage.")] = 20_000,
+    minutes: Annotated[float | None, typer.Option(min=0.01, help="Wall-clock budget per stage, minutes.")] = None,
+    n_enlarge: Annotated[int | None, typer.Option(min=1, help="DCWGAN-GP samples added [as many as real].")] = None,
+    base: Annotated[int, typer.Option(min=1, help="Channels of the first critic stage (report: 64).")] = 64,
+    latent: Annotated[int, typer.Option(min=1, help="Latent size (report: 256).")] = 256,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+) -> None:
+    """Train DCWGAN-GP (enlarge the set), PIXGAN (kappa -> foregrounds) and VAEGAN on PATCHES."""
+    from astrogen.pipelines.microwave_sky import train_microwave_sky
+
+    models = train_microwave_sky(patches, out, n_enlarge=n_enlarge, max_steps=max_steps, minutes=minutes,
+                                 base=base, latent=latent, seed=seed, progress=True)
+    console.print(", ".join(f"{step} {sec:.1f} s" for step, sec in models.seconds.items()))
+    console.print(f"checkpoints under {models.out_dir}")
+
+
+@sky_app.command("generate")
+def sky_generate(
+    models: Annotated[Path, typer.Argument(help="Directory written by 'astrogen sky train'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output FITS file of HEALPix maps.")],
+    nside: Annotated[int | None, typer.Option(min=1, help="HEALPix nside [the training sky's].")] = None,
+    n_rotations: Annotated[int, typer.Option(min=1, help="Sky rotations the patches are cut in.")] = 20,
+    patches_per_rotation: Annotated[int, typer.Option(min=1, help="Patches per rotation.")] = 100,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """Gaussian kappa full sky -> patches -> PIXGAN -> VAEGAN -> HEALPix maps of every channel."""
+    from astrogen.pipelines.microwave_sky import generate_sky
+
+    result = generate_sky(models, out, nside=nside, n_rotations=n_rotations,
+                          patches_per_rotation=patches_per_rotation, seed=seed, overwrite=overwrite)
+    console.print(f"wrote {result.path}: {result.n_patches} patches cover {result.coverage:.1%} of the sky "
+                  f"({result.seconds:.1f} s)")
 
 
 def main(argv: list[str] | None = None) -> None:

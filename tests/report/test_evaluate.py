@@ -64,7 +64,7 @@ def test_evaluate_end_to_end(tmp_path, capsys):
     assert "report" in out and (tmp_path / "same" / "report.html").is_file()
     text = (tmp_path / "same" / "report.html").read_text()
     for title in ("Scorecard", "Samples", "Pixel distribution", "Power spectrum", "Cross-correlation", "Peaks",
-                  "Minkowski functionals", "Clusters", "Provenance"):
+                  "Minkowski functionals", "Clusters", "Marginal sums", "Provenance"):
         assert f"<h2>{title}" in text
     assert "Morphology" not in text  # not galaxy bands
     card = json.loads((tmp_path / "same" / "scorecard.json").read_text())

@@ -121,3 +121,14 @@ def test_binned_intervals_recovers_uniform_quantiles():
     np.testing.assert_allclose(out[0], [0.025, 0.5, 0.975])
     np.testing.assert_allclose(out[1], [10.25, 15.0, 19.75])
     assert np.isnan(out[2]).all()  # empty bin
+
+
+def test_marginal_figure_sums_and_power_images(rng):
+    real = np.zeros((4, C, 8, 8))
+    real[:, :, :, 2] = 1.0  # a vertical line at x = 2: the sum over rows peaks there, the sum over columns is flat
+    fig = figures.marginal_figure(real, rng.normal(size=(5, C, 8, 8)), CHANNELS, "uK")
+    x_sums = fig.axes[0].lines[0].get_ydata()
+    np.testing.assert_allclose(x_sums, [0, 0, 8, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), 1.0)
+    assert "kappa marginal sum [uK]" in labels(fig) and "log10" in labels(fig)
+    check_png(fig)

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from astrogen.stats.compare import Scorecard
 
 # Statistics drawn in the report when none are named (the scorecard's defaults); "morphology" is added
-# for galaxy images. Morphology is drawn but not scored: the scorecard contract does not list it.
+# for galaxy images, "marginals" always. Both are drawn but not scored: the scorecard contract does not list them.
 DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean")
-REPORT_ONLY = ("morphology",)
+REPORT_ONLY = ("morphology", "marginals")
 GALAXY_BANDS = frozenset("ugrizy")
 
 
@@ -147,6 +147,12 @@ def _clusters(x: Inputs) -> list[Section]:
                     "Connected regions above threshold: count per map and pooled size distribution.")]
 
 
+def _marginals(x: Inputs) -> list[Section]:
+    fig = figures.marginal_figure(x.real, x.gen, x.channels, x.units)
+    return [Section("Marginal sums and 2D power", [figure_to_data_uri(fig)],
+                    "Sums over rows (vs x) and columns (vs y), mean ±1σ over maps; log10 of the mean |FFT|².")]
+
+
 def _morphology(x: Inputs) -> list[Section]:
     from astrogen.stats.morphology import morphology
 
@@ -171,7 +177,7 @@ class Evaluation:
 
 
 SECTIONS = {"pixel_pdf": _pixel_pdf, "power": _power, "peaks": _peaks, "minkowski": _minkowski,
-            "clusters": _clusters, "morphology": _morphology}
+            "clusters": _clusters, "marginals": _marginals, "morphology": _morphology}
 
 
 def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -184,8 +190,9 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
     real_path, generated_path : FieldSet files of 2D maps with the same channels, map shape, units and
         pixel size (generated sets are stored in physical units by `astrogen sample`).
     out_dir : output folder (created if missing).
-    stats : statistics to score and draw (names of `astrogen.stats.compare.compare`, plus "morphology");
-        default: the scorecard's defaults, plus morphology when the channels are galaxy bands (ugrizy).
+    stats : statistics to score and draw (names of `astrogen.stats.compare.compare`, plus the drawn-only
+        "morphology" and "marginals"); default: the scorecard's defaults and marginals, plus morphology when
+        the channels are galaxy bands (ugrizy).
     n_max : at most this many maps are read from each set, drawn at random without replacement.
     seed : seed of that draw and of the scorecard's bootstrap.
     condition : name of a parameter present in both sets; morphology is then also shown as 95% intervals
@@ -204,8 +211,8 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
     with FieldSet(real_path) as real_fs, FieldSet(generated_path) as gen_fs:
         _check_compatible(real_fs, gen_fs)
         meta = real_fs.meta
-        if stats is None and set(meta.channels) <= GALAXY_BANDS:
-            wanted.append("morphology")
+        if stats is None:
+            wanted += ["marginals", *(["morphology"] if set(meta.channels) <= GALAXY_BANDS else [])]
         if condition is not None and "morphology" not in wanted:
             raise ConfigError(f"condition {condition!r} bins the morphology section; add 'morphology' to the stats")
         real, real_cond = _read(real_fs, n_max, rng, condition)

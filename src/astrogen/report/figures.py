@@ -141,6 +141,40 @@ def power_figure(real: PowerSpectrum, gen: PowerSpectrum, k_unit: str, power_uni
     return fig
 
 
+def marginal_figure(real_images: np.ndarray, gen_images: np.ndarray, channel_names: Sequence[str],
+                    units: str) -> Figure:
+    """Marginal sums and mean 2D power images of real and generated maps ``[N, C, H, W]`` (microwave-sky
+    report, blob tests), a row per channel: the sum over rows as a function of x and over columns as a
+    function of y (mean ±1σ over maps; flat for statistically homogeneous maps), then log10 of the mean
+    |FFT|^2 of the real and of the generated maps (zero frequency centred, one colour scale per channel).
+    """
+    def power_image(images):
+        return np.fft.fftshift((np.abs(np.fft.fft2(images.astype(np.float64))) ** 2).mean(0), axes=(-2, -1))
+
+    p_real, p_gen = power_image(real_images), power_image(gen_images)
+    with style():
+        fig, axes = new_figure(len(channel_names), 4)
+        for c, name in enumerate(channel_names):
+            for axis, (ax, label) in enumerate(zip(axes[c, :2], ("x [pixel]", "y [pixel]"))):
+                for (set_label, color), images in zip(SETS, (real_images, gen_images)):
+                    sums = images[:, c].sum(axis=1 if axis == 0 else 2)  # over rows -> a function of x, or columns -> y
+                    _band(ax, np.arange(sums.shape[1]), sums, color, set_label)
+                ax.set_xlabel(label)
+                ax.set_ylabel(f"{name} marginal sum{_bracket(units)}")
+            with np.errstate(divide="ignore"):
+                logs = np.log10(p_real[c]), np.log10(p_gen[c])
+            finite = logs[0][np.isfinite(logs[0])]
+            lo, hi = (np.percentile(finite, [1, 100]) if finite.size else (None, None))
+            for ax, image, title in zip(axes[c, 2:], logs, ("real", "generated")):
+                ax.imshow(image, vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
+                ax.set_title(f"{name}: log10 <|FFT|²>, {title}")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+        axes[0, 0].legend()
+    return fig
+
+
 def correlation_figure(k: np.ndarray, r_real: np.ndarray, r_gen: np.ndarray, channel_names: Sequence[str],
                        k_unit: str) -> Figure:
     """Cross-correlation coefficient r(k) of every channel pair (mean ±1σ over maps); r is [N, C, C, B]."""

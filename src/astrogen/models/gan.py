@@ -1,0 +1,487 @@
+"""Wasserstein GANs with gradient penalty: DCWGAN-GP, PIXGAN and VAEGAN (microwave-sky report, Han,
+Sehgal & Villaescusa-Navarro 2021).
+
+Networks (all images square, side a power of two >= 8, in the data transform's network space):
+
+* `Critic` (shared by the three GANs): ``L`` stages of Conv 4x4 stride 2 + LeakyReLU(0.2) that halve the
+  side down to 4 x 4 (``L = log2(size) - 2``; channels 64, 128, 256, ... doubling), then Linear -> 1. For
+  128 x 128 and 5 input channels that is the report's table: 64 ... 1024 channels, 11,164,609 parameters.
+  Conditional GANs (PIXGAN, VAEGAN) feed it the generator's input concatenated with its output.
+* `DCGenerator` (DCWGAN-GP): latent z ~ N(0, 1) (256) -> Linear -> 4 x 4 map -> transposed-conv 4x4 +
+  BN + LeakyReLU stages -> transposed conv -> `LinearChannel` -> `ScaledTanh`; C output channels.
+* `UNetGenerator` (PIXGAN): input channels (e.g. kappa) -> U-Net -> the other channels (e.g. tSZ, kSZ, CIB,
+  radio); conv + BN + LeakyReLU down, transposed conv + BN + ReLU up, skip concatenations, no BN on the
+  first and last layers.
+* `VAEGenerator` (VAEGAN): encoder -> (mu, log var) -> reparameterised z -> decoder; the input (mapped back
+  through the inverse `ScaledTanh`) is concatenated to the decoder output and a 1x1 convolution mixes the
+  two, so the network only has to learn the residual, non-Gaussian part of the map.
+
+Loss (Gulrajani et al. 2017): the critic minimises D(fake) - D(real) + lambda (||grad D(x_hat)||_2 - 1)^2
+on random interpolates x_hat = e x_real + (1 - e) x_fake; the generator minimises -D(fake). The report
+writes the penalty as lambda ||grad D(x_hat)||_2, without the -1 and the square: that form pushes the
+critic towards a zero gradient (a constant critic) instead of a 1-Lipschitz one, so the published form is
+implemented. Each batch is one critic step; every ``n_critic``-th batch is also a generator step. Adam with
+beta1 = 0.5, beta2 = 0.9. With manual optimisation Lightning counts every optimizer step, so ``max_steps``
+counts critic and generator steps together.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from astrogen.data import FieldSet
+from astrogen.data.transforms import MaxNorm, Transform
+from astrogen.errors import ConfigError, DataError
+from astrogen.train import DataConfig, RunConfig, Task, _loaders, register_task
+from astrogen.train.callbacks import ConvergenceStop, ModeCollapseWarning, load_weights
+
+# --------------------------------------------------------------------------------------------------
+# Layers.
+
+
+class LinearChannel(nn.Module):
+    """Learned per-channel affine map ``y_c = a_c x_c + b_c`` (a = 1, b = 0 at initialisation).
+
+    Placed before `ScaledTanh` it lets each output channel choose its own range inside the tanh.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight + self.bias
+
+
+class ScaledTanh(nn.Module):
+    """``s tanh(x / s)``: the identity for |x| << s, bounded to (-s, s). ``inverse`` is ``s atanh(y / s)``."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        if scale <= 0:
+            raise ConfigError(f"ScaledTanh needs scale > 0, got {scale}")
+        self.scale = float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * torch.tanh(x / self.scale)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """``s atanh(y / s)``, with y clamped just inside (-s, s) so that it stays finite."""
+        limit = 1 - 1e-6
+        return self.scale * torch.atanh((y / self.scale).clamp(-limit, limit))
+
+
+def _levels(size: int) -> int:
+    """Stride-2 stages between a ``size`` x ``size`` image and a 4 x 4 map."""
+    levels = round(math.log2(size)) - 2
+    if size < 8 or 2 ** (levels + 2) != size:
+        raise DataError(f"GAN and VAE networks need square images whose side is a power of two >= 8, got {size}")
+    return levels
+
+
+def _widths(levels: int, base: int) -> list[int]:
+    return [base * 2**i for i in range(levels)]
+
+
+class ConvEncoder(nn.Module):
+    """Conv 4x4 stride 2 (+ optional BatchNorm) + LeakyReLU(0.2) stages down to 4 x 4, then Linear.
+
+    Parameters
+    ----------
+    in_channels : image channels.
+    size : image side (pixels, a power of two >= 8).
+    out_features : outputs of the final Linear layer.
+    base : channels of the first stage (doubling at each stage).
+    norm : BatchNorm after every convolution but the first (the VAE encoder); the critic has none, as the
+        gradient penalty is per sample.
+    """
+
+    def __init__(self, in_channels: int, size: int, out_features: int, base: int = 64, norm: bool = False):
+        super().__init__()
+        widths = _widths(_levels(size), base)
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(zip([in_channels, *widths[:-1]], widths)):
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1))
+            if norm and i > 0:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2))
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.linear = nn.Linear(widths[-1] * 16, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.features(x))
+
+
+class Critic(ConvEncoder):
+    """The WGAN critic: `ConvEncoder` without normalisation and one output (an unbounded score)."""
+
+    def __init__(self, in_channels: int, size: int, base: int = 64):
+        super().__init__(in_channels, size, 1, base, norm=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[:, 0]
+
+
+class DCGenerator(nn.Module):
+    """Latent ``[N, latent]`` -> Linear -> 4 x 4 map -> transposed-conv 4x4 stride 2 + BN + LeakyReLU(0.2)
+    stages -> transposed conv -> `LinearChannel` -> `ScaledTanh` -> ``[N, channels, size, size]``.
+
+    The widths mirror the `Critic`'s (1024 ... 64 for 128 x 128 with ``base`` = 64).
+    """
+
+    def __init__(self, latent: int, channels: int, size: int, base: int = 64, scale: float = 1.0):
+        super().__init__()
+        widths = _widths(_levels(size), base)[::-1]
+        self.latent = latent
+        self.linear = nn.Linear(latent, widths[0] * 16)
+        layers: list[nn.Module] = []
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), LinearChannel(channels), ScaledTanh(scale)]
+        self.stages = nn.Sequential(*layers)
+        self.width = widths[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.linear(z).view(z.shape[0], self.width, 4, 4))
+
+
+class UNetGenerator(nn.Module):
+    """The PIXGAN U-Net: ``[N, in_channels, S, S]`` -> ``[N, out_channels, S, S]`` (bounded by `ScaledTanh`).
+
+    Down: conv 4x4 stride 2 + BN + LeakyReLU(0.2) to 4 x 4 (no BN on the first); up: transposed conv 4x4
+    stride 2 + BN + ReLU, each fed the previous stage concatenated with the matching down stage; the last
+    transposed conv has no BN and is followed by `LinearChannel` and `ScaledTanh`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, size: int, base: int = 64, scale: float = 1.0):
+        super().__init__()
+        widths = _widths(_levels(size), base)
+        self.down = nn.ModuleList()
+        for i, (c_in, c_out) in enumerate(zip([in_channels, *widths[:-1]], widths)):
+            norm = [nn.BatchNorm2d(c_out)] if i > 0 else []
+            self.down.append(nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1), *norm, nn.LeakyReLU(0.2)))
+        self.up = nn.ModuleList()
+        # Up stage j takes the deepest map (j = 0) or the previous up output + the skip: 2x its width.
+        for j in range(len(widths) - 1):
+            c_in = widths[-1 - j] * (1 if j == 0 else 2)
+            c_out = widths[-2 - j]
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()))
+        last_in = widths[0] * (2 if len(widths) > 1 else 1)
+        self.out = nn.Sequential(nn.ConvTranspose2d(last_in, out_channels, 4, 2, 1), LinearChannel(out_channels),
+                                 ScaledTanh(scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for stage in self.down:
+            x = stage(x)
+            skips.append(x)
+        for j, stage in enumerate(self.up):
+            x = stage(x if j == 0 else torch.cat([x, skips[-1 - j]], 1))
+        return self.out(x if not self.up else torch.cat([x, skips[0]], 1))
+
+
+def reparameterise(mu: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + exp(log_var / 2) eps, eps ~ N(0, 1) (drawn from ``generator`` on the CPU when given)."""
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device) if generator is not None \
+        else torch.randn_like(mu)
+    return mu + torch.exp(0.5 * log_var) * eps
+
+
+def kl_divergence(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(log_var)) || N(0, 1)) summed over latent dimensions, ``[N]`` (nats)."""
+    return 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).sum(1)
+
+
+class VAEGenerator(nn.Module):
+    """The VAEGAN generator: ``[N, C, S, S]`` -> encoder -> z -> decoder, plus the input itself.
+
+    The input, mapped back through the inverse of the output `ScaledTanh`, is concatenated to the decoder's
+    C channels; a 1x1 convolution, `LinearChannel` and `ScaledTanh` give the output. ``forward`` returns
+    (output, mu, log_var).
+    """
+
+    def __init__(self, channels: int, size: int, latent: int = 256, base: int = 64, scale: float = 1.0):
+        super().__init__()
+        self.encoder = ConvEncoder(channels, size, 2 * latent, base, norm=True)
+        self.decoder = DCGenerator(latent, channels, size, base, scale)
+        self.squash = self.decoder.stages[-1]
+        self.mix = nn.Sequential(nn.Conv2d(2 * channels, channels, 1), LinearChannel(channels), ScaledTanh(scale))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        mu, log_var = self.encoder(x).chunk(2, 1)
+        decoded = self.decoder(reparameterise(mu, log_var, generator))
+        return self.mix(torch.cat([decoded, self.squash.inverse(x)], 1)), mu, log_var
+
+
+# --------------------------------------------------------------------------------------------------
+# Loss.
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean over the batch of (||grad_x D(x_hat)||_2 - 1)^2 at x_hat = e real + (1 - e) fake, e ~ U(0, 1)
+    per sample (Gulrajani et al. 2017); multiply by lambda (10 in the report) in the critic loss."""
+    e = torch.rand((real.shape[0],) + (1,) * (real.ndim - 1), generator=generator, dtype=real.dtype)
+    x_hat = (e.to(real.device) * real.detach() + (1 - e.to(real.device)) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+# --------------------------------------------------------------------------------------------------
+# Experiment configuration.
+
+GAN_KINDS = ("wgan", "pixgan", "vaegan")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GANNetConfig(_Strict):
+    """Network sizes: ``base`` channels of the first critic stage (64 in the report), latent size, output
+    bound ``scale`` of `ScaledTanh` (in network units: the transformed data should lie well inside it)."""
+
+    base: int = Field(64, ge=1)
+    latent: int = Field(256, ge=1)
+    scale: float = Field(1.0, gt=0)
+
+
+class GANOptimConfig(_Strict):
+    """Adam for both networks, the critic-to-generator step ratio and the loss weights."""
+
+    lr_generator: float = Field(1e-4, gt=0)
+    lr_critic: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.9)
+    n_critic: int = Field(5, ge=1, description="critic steps per generator step")
+    gp_weight: float = Field(10.0, ge=0, description="lambda of the gradient penalty")
+    kl_weight: float = Field(1e-3, ge=0, description="VAEGAN: weight of the KL term")
+    l1_weight: float = Field(0.0, ge=0, description="PIXGAN/VAEGAN: weight of an L1 term to the target")
+
+
+class ConvergenceConfig(_Strict):
+    """Stop when the means of the last two windows of losses agree within ``rtol`` (see `ConvergenceStop`)."""
+
+    enabled: bool = True
+    window: int = Field(50, ge=1)
+    rtol: float = Field(0.1, gt=0)
+
+
+class CollapseConfig(_Strict):
+    """Warn when generated batches are much less diverse than real ones (see `ModeCollapseWarning`)."""
+
+    enabled: bool = True
+    every_steps: int = Field(200, ge=1)
+    threshold: float = Field(0.2, gt=0, lt=1)
+
+
+class GANTrainConfig(_Strict):
+    """A GAN experiment: ``kind`` wgan (DCWGAN-GP), pixgan (``inputs`` channels -> the others) or vaegan."""
+
+    kind: Literal["wgan", "pixgan", "vaegan"] = "wgan"
+    data: DataConfig
+    inputs: list[str] = Field(default_factory=list, description="pixgan: channels given to the generator")
+    model: GANNetConfig = Field(default_factory=GANNetConfig)
+    optim: GANOptimConfig = Field(default_factory=GANOptimConfig)
+    convergence: ConvergenceConfig = Field(default_factory=ConvergenceConfig)
+    collapse: CollapseConfig = Field(default_factory=CollapseConfig)
+    init_from: str | None = Field(None, description="checkpoint whose weights start the run (transfer learning)")
+    trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/gan"))
+
+
+# --------------------------------------------------------------------------------------------------
+# The LightningModule.
+
+
+class GANModule(L.LightningModule):
+    """Lightning training of a WGAN-GP (manual optimisation); the checkpoint carries the data transform and
+    metadata, so `astrogen.generate.sample_to_file` writes samples in physical units.
+
+    Parameters
+    ----------
+    kind : ``wgan`` (noise -> all channels), ``pixgan`` (``inputs`` channels -> the others) or ``vaegan``
+        (all channels -> all channels).
+    model, optim : `GANNetConfig` and `GANOptimConfig` fields.
+    image_shape : ``[C, H, W]`` of the training images.
+    channels : channel names, in order; ``inputs`` must be among them.
+    transform : `Transform.to_dict()` of the fitted data transform (physical -> network space).
+    data_meta : `FieldMeta.to_attrs()` of the training set.
+    """
+
+    def __init__(self, kind: str, model: dict, optim: dict, image_shape: list[int], channels: list[str],
+                 inputs: list[str] | tuple = (), transform: dict | None = None, data_meta: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        if kind not in GAN_KINDS:
+            raise ConfigError(f"unknown GAN kind {kind!r}; choose one of {', '.join(GAN_KINDS)}")
+        net, self.optim_config = GANNetConfig.model_validate(model), GANOptimConfig.model_validate(optim)
+        n_channels, height, width = image_shape
+        if height != width:
+            raise DataError(f"GANs need square images, got {height} x {width}")
+        unknown = sorted(set(inputs) - set(channels))
+        if unknown:
+            raise ConfigError(f"inputs {unknown} are not channels of the data {channels}")
+        if (kind == "pixgan") != bool(inputs) or len(inputs) >= n_channels:
+            raise ConfigError("pixgan needs 'inputs': some, not all, channels; the other kinds take none")
+        self.input_index = [channels.index(c) for c in inputs]
+        self.output_index = [i for i in range(n_channels) if i not in self.input_index]
+        n_in, n_out = len(self.input_index), len(self.output_index)
+        if kind == "wgan":
+            self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale)
+            critic_channels = n_channels
+        elif kind == "pixgan":
+            self.generator = UNetGenerator(n_in, n_out, height, net.base, net.scale)
+            critic_channels = n_channels
+        else:
+            self.generator = VAEGenerator(n_channels, height, net.latent, net.base, net.scale)
+            critic_channels = 2 * n_channels
+        self.critic = Critic(critic_channels, height, net.base)
+        self.kind, self.latent = kind, net.latent
+        self.transform = Transform.from_dict(transform) if transform else None
+        self.last_real: torch.Tensor | None = None
+        self.last_fake: torch.Tensor | None = None
+
+    def _fake(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """(generated counterpart of network-space batch ``x``, VAEGAN's KL term or None): wgan ignores ``x``
+        but its size, pixgan keeps its input channels and fills the others, vaegan maps the whole of it."""
+        if self.kind == "wgan":
+            z = torch.randn((x.shape[0], self.latent), generator=generator).to(x.device, x.dtype)
+            return self.generator(z), None
+        if self.kind == "pixgan":
+            out = torch.empty_like(x)
+            out[:, self.input_index] = x[:, self.input_index]
+            out[:, self.output_index] = self.generator(x[:, self.input_index])
+            return out, None
+        out, mu, log_var = self.generator(x, generator)
+        return out, kl_divergence(mu, log_var).mean()
+
+    def _critic_view(self, x: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """What the critic judges: the sample, or for vaegan the input and the sample side by side."""
+        return torch.cat([x, sample], 1) if self.kind == "vaegan" else sample
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        opt_g, opt_d = self.optimizers()
+        x = batch["image"]
+        o = self.optim_config
+        with torch.no_grad():  # the critic step needs no graph through the generator
+            fake, _ = self._fake(x)
+        real_view, fake_view = self._critic_view(x, x), self._critic_view(x, fake)
+        wasserstein = self.critic(real_view).mean() - self.critic(fake_view).mean()
+        penalty = gradient_penalty(self.critic, real_view, fake_view)
+        d_loss = -wasserstein + o.gp_weight * penalty
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        out = {"d_loss": d_loss.detach(), "wasserstein": wasserstein.detach()}
+        self.log_dict({"train/d_loss": out["d_loss"], "train/wasserstein": out["wasserstein"],
+                       "train/gp": penalty.detach()}, prog_bar=True, batch_size=x.shape[0])
+        if batch_idx % o.n_critic == 0:
+            self.toggle_optimizer(opt_g)  # no critic gradients in the generator step
+            fake, kl = self._fake(x)
+            g_loss = -self.critic(self._critic_view(x, fake)).mean()
+            if kl is not None:
+                g_loss = g_loss + o.kl_weight * kl
+            if o.l1_weight and self.kind != "wgan":
+                g_loss = g_loss + o.l1_weight * F.l1_loss(fake, x)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.untoggle_optimizer(opt_g)
+            out["g_loss"] = g_loss.detach()
+            self.log("train/g_loss", out["g_loss"], prog_bar=True, batch_size=x.shape[0])
+        self.last_real, self.last_fake = x.detach(), fake.detach()
+        return out
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        x = batch["image"]
+        fake, _ = self._fake(x, torch.Generator().manual_seed(10_000 + batch_idx))
+        wasserstein = self.critic(self._critic_view(x, x)).mean() - self.critic(self._critic_view(x, fake)).mean()
+        self.log("val/wasserstein", wasserstein, sync_dist=True, batch_size=x.shape[0])
+
+    def configure_optimizers(self):
+        o = self.optim_config
+        return (torch.optim.Adam(self.generator.parameters(), lr=o.lr_generator, betas=o.betas),
+                torch.optim.Adam(self.critic.parameters(), lr=o.lr_critic, betas=o.betas))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["astrogen_model"] = "gan"
+
+    @torch.inference_mode()
+    def generate(self, n: int | None = None, generator: torch.Generator | None = None,
+                 inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples in physical units: ``n`` from noise (wgan), or one per map of ``inputs`` ``[N, C, H, W]``
+        in physical units (pixgan: only the ``inputs`` channels are read; vaegan: all)."""
+        self.generator.eval()
+        if self.kind == "wgan":
+            if inputs is not None or n is None:
+                raise ConfigError("a wgan draws n samples from noise; it takes no inputs")
+            x = torch.empty((n, *self.hparams.image_shape), device=self.device)
+        else:
+            if inputs is None:
+                raise ConfigError(f"a {self.kind} maps input images to outputs: pass inputs [N, C, H, W]")
+            if tuple(inputs.shape[1:]) != tuple(self.hparams.image_shape):
+                raise DataError(f"inputs have shape {tuple(inputs.shape[1:])}, the model takes "
+                                f"{tuple(self.hparams.image_shape)}")
+            x = inputs.float().to(self.device)
+            if self.transform is not None:
+                x = self.transform.forward(x)
+        fake, _ = self._fake(x, generator)
+        return fake if self.transform is None else self.transform.inverse(fake)
+
+
+# --------------------------------------------------------------------------------------------------
+# Training task: data preparation shared with the VAE.
+
+
+def prepare_data(data, n_channels_min: int = 1):
+    """Fit ``data.transform`` (a `DataConfig`) on the training split of its FieldSet.
+
+    Returns (transform, image_shape, channel names, FieldMeta attrs, n_train, n_total).
+    """
+    with FieldSet(data.path) as fs:
+        n_total = len(fs)
+        n_train = n_total - round(data.val_fraction * n_total)
+        if n_train < 2 or (data.val_fraction > 0 and n_train == n_total):
+            raise DataError(f"{fs.path}: {n_total} samples are too few for val_fraction {data.val_fraction}")
+        if len(fs.sample_shape) != 3 or fs.sample_shape[0] < n_channels_min:
+            raise DataError(f"{fs.path}: need 2D images [N, C, H, W] with C >= {n_channels_min}, got {fs.shape}")
+        transform = Transform.from_dict({"name": "Compose", "transforms": data.transform})
+        if any(isinstance(t, MaxNorm) for t in transform.transforms):
+            raise ConfigError("data.transform: MaxNorm is per image and cannot be inverted for generated samples")
+        transform.fit(fs.image_batches(stop=n_train))
+        return transform, list(fs.sample_shape), list(fs.meta.channels), fs.meta.to_attrs(), n_train, n_total
+
+
+def _build(cfg):
+    transform, shape, channels, meta, n_train, n_total = prepare_data(cfg.data, 2 if cfg.kind == "pixgan" else 1)
+    module = GANModule(cfg.kind, cfg.model.model_dump(), cfg.optim.model_dump(), shape, channels, cfg.inputs,
+                       transform.to_dict(), meta)
+    if cfg.init_from:
+        load_weights(module, cfg.init_from)
+    return module, *_loaders(cfg.data, transform, n_train, n_total, cfg.trainer.seed)
+
+
+def _callbacks(cfg) -> list:
+    callbacks = []
+    if cfg.convergence.enabled:
+        callbacks.append(ConvergenceStop(("g_loss", "d_loss"), cfg.convergence.window, cfg.convergence.rtol))
+    if cfg.collapse.enabled:
+        callbacks.append(ModeCollapseWarning(cfg.collapse.every_steps, cfg.collapse.threshold))
+    return callbacks
+
+
+for _kind in GAN_KINDS:
+    register_task(_kind, Task(GANTrainConfig, _build, monitor=None, clip_gradients=False, callbacks=_callbacks))
+
+__all__ = ["ConvEncoder", "Critic", "DCGenerator", "GANModule", "GANTrainConfig", "LinearChannel", "ScaledTanh",
+           "UNetGenerator", "VAEGenerator", "gradient_penalty", "kl_divergence", "prepare_data",
+           "reparameterise"]

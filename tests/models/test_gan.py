@@ -1,0 +1,151 @@
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from astrogen.data import FieldSet, FieldSetWriter
+from astrogen.errors import ConfigError, DataError
+from astrogen.generate import load_model, sample_to_file
+from astrogen.models.gan import (
+    Critic,
+    DCGenerator,
+    GANModule,
+    LinearChannel,
+    ScaledTanh,
+    UNetGenerator,
+    VAEGenerator,
+    gradient_penalty,
+)
+from astrogen.sims import simulate_to_file
+from astrogen.train import train
+
+TINY = {"base": 4, "latent": 8, "scale": 1.5}
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_critic_matches_the_reports_table_for_128_pixels_and_5_channels():
+    critic = Critic(5, 128)
+    convs = [m for m in critic.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 128, 256, 512, 1024]
+    assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) for c in convs)
+    assert critic.linear.in_features == 1024 * 4 * 4 and critic.linear.out_features == 1
+    assert n_params(critic) == 11_164_609
+    assert critic(torch.zeros(2, 5, 128, 128)).shape == (2,)
+    assert n_params(Critic(10, 128)) == 11_164_609 + 5 * 64 * 16  # VAEGAN: 10 input channels
+
+
+def test_generators_shapes_and_bounded_outputs():
+    z = torch.randn(3, 8) * 100
+    out = DCGenerator(8, 5, 32, 4, scale=2.0)(z)
+    assert out.shape == (3, 5, 32, 32) and out.abs().max() < 2.0
+    assert UNetGenerator(1, 4, 32, 4)(torch.randn(3, 1, 32, 32)).shape == (3, 4, 32, 32)
+    out, mu, log_var = VAEGenerator(5, 16, 6, 4)(torch.randn(3, 5, 16, 16))
+    assert out.shape == (3, 5, 16, 16) and mu.shape == log_var.shape == (3, 6)
+    with pytest.raises(DataError, match="power of two"):
+        Critic(1, 48)
+
+
+def test_output_layers():
+    layer = LinearChannel(2)
+    with torch.no_grad():
+        layer.weight[:] = torch.tensor([2.0, -1.0]).view(1, 2, 1, 1)
+        layer.bias[:] = torch.tensor([0.5, 1.0]).view(1, 2, 1, 1)
+    x = torch.ones(1, 2, 3, 3)
+    assert torch.allclose(layer(x)[0, :, 0, 0], torch.tensor([2.5, 0.0]))
+    tanh = ScaledTanh(3.0)
+    small = torch.tensor([1e-3, -2e-3])
+    assert torch.allclose(tanh(small), small, rtol=1e-5)  # the identity near 0
+    assert tanh(torch.tensor([1e4])).item() == pytest.approx(3.0)
+    y = torch.linspace(-2.9, 2.9, 11)
+    assert torch.allclose(tanh(tanh.inverse(y)), y, atol=1e-5)
+
+
+class LinearCritic(nn.Module):
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = w
+
+    def forward(self, x):
+        return (x.flatten(1) * self.w).sum(1)
+
+
+def test_gradient_penalty_vanishes_only_for_a_unit_gradient_critic():
+    gen = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(6, 2, 4, 4, generator=gen), torch.randn(6, 2, 4, 4, generator=gen)
+    w = torch.randn(32, generator=gen)
+    unit = gradient_penalty(LinearCritic(w / w.norm()), real, fake)
+    assert unit.item() == pytest.approx(0.0, abs=1e-10)
+    double = gradient_penalty(LinearCritic(2 * w / w.norm()), real, fake)
+    assert double.item() == pytest.approx(1.0, rel=1e-5)  # (2 - 1)^2
+    assert gradient_penalty(LinearCritic(0.5 * w / w.norm()), real, fake).item() == pytest.approx(0.25, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def two_channel_set(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gan")
+    path = simulate_to_file("blobs", 24, tmp / "b.h5", seed=0, config={"n_blobs": 1, "size": 16, "fwhm": 3})
+    with FieldSet(path) as fs:
+        images, meta = fs[:].images, fs.meta
+    two = tmp / "two.h5"
+    meta = replace(meta, channels=["kappa", "tsz"])
+    with FieldSetWriter(two, (2, 16, 16), meta) as writer:  # tsz = kappa^2: a learnable map
+        writer.append(np.concatenate([images, images**2], 1), {})
+    return path, two
+
+
+def config(tmp, data, kind, **extra):
+    return {"kind": kind, "data": {"path": str(data), "batch_size": 8, "val_fraction": 0.25}, "model": TINY,
+            "optim": {"n_critic": 2}, "collapse": {"every_steps": 1},
+            "trainer": {"out": str(tmp / kind), "max_steps": 6, "val_every_steps": 3, "log_every_steps": 1},
+            **extra}
+
+
+@pytest.mark.parametrize("kind", ["wgan", "pixgan", "vaegan"])
+def test_each_gan_trains_a_few_steps_with_finite_losses_and_samples(two_channel_set, tmp_path, kind):
+    one, two = two_channel_set
+    data = one if kind == "wgan" else two
+    extra = {"inputs": ["kappa"], "optim": {"n_critic": 2, "l1_weight": 1.0}} if kind == "pixgan" else {}
+    result = train(config(tmp_path, data, kind, **extra), progress=False)
+    assert result.steps == 6  # critic and generator steps together
+    logged = (tmp_path / kind / "logs" / "metrics.csv").read_text().splitlines()
+    header = logged[0].split(",")
+    for key in ("train/d_loss", "train/g_loss", "val/wasserstein"):
+        values = [float(row.split(",")[header.index(key)]) for row in logged[1:] if row.split(",")[header.index(key)]]
+        assert values and np.all(np.isfinite(values)), key
+    module = load_model(result.checkpoint)
+    assert isinstance(module, GANModule) and module.kind == kind
+    out = sample_to_file(result.checkpoint, tmp_path / "gen.h5", n=5, seed=3, batch_size=2,
+                         inputs_from=None if kind == "wgan" else data)
+    with FieldSet(out) as gen, FieldSet(data) as real:
+        assert gen.sample_shape == real.sample_shape and len(gen) == 5
+        assert np.isfinite(gen[:].images).all()
+        # samples are in physical units: inside the training range widened by the output bound
+        low, high = real[:].images.min(), real[:].images.max()
+        assert gen[:].images.min() >= low - (high - low) and gen[:].images.max() <= high + (high - low)
+        if kind == "pixgan":  # the input channel passes through unchanged
+            np.testing.assert_allclose(gen[:].images[:, 0], real[:5].images[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_conditional_gans_need_inputs():
+    with pytest.raises(ConfigError, match="pixgan needs"):
+        GANModule("pixgan", TINY, {}, [2, 16, 16], ["kappa", "tsz"])
+    module = GANModule("vaegan", TINY, {}, [2, 16, 16], ["kappa", "tsz"])
+    with pytest.raises(ConfigError, match="maps input images"):
+        module.generate(3)
+
+
+def test_init_from_starts_a_run_from_another_checkpoint(two_channel_set, tmp_path):
+    from astrogen.train import get_task, load_train_config
+
+    one, _ = two_channel_set
+    source = GANModule("wgan", TINY, {}, [1, 16, 16], ["intensity"])
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "source.ckpt")
+    cfg = load_train_config(config(tmp_path, one, "wgan", init_from=str(tmp_path / "source.ckpt")))
+    module, train_loader, _ = get_task("wgan").build(cfg)
+    assert torch.equal(module.generator.linear.weight, source.generator.linear.weight)
+    assert next(iter(train_loader))["image"].shape == (8, 1, 16, 16)
