@@ -1,5 +1,6 @@
 """Simulators of training sets; each registers under its name for ``astrogen simulate NAME``."""
 
+import astrogen.sims.galactic_center
 import astrogen.sims.galaxies
 import astrogen.sims.matter
 import astrogen.sims.microwave_sky  # noqa: F401  (registers the simulator)
