@@ -106,7 +106,8 @@ class Task:
 
 TASKS: dict[str, Task] = {}
 # kind -> module whose import registers it (kept lazy so `astrogen train` loads only what it runs).
-TASK_MODULES = {"diffusion": "astrogen.train"}
+TASK_MODULES = {"diffusion": "astrogen.train", "regressor": "astrogen.models.regressor",
+                "segmentation": "astrogen.models.segmentation", "denoiser": "astrogen.models.denoiser"}
 
 
 def register_task(kind: str, task: Task) -> None:
