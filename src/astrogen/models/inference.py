@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
         raise InputFileError(f"{checkpoint}: no such checkpoint")
     try:
         task = torch.load(checkpoint, map_location="cpu", weights_only=False)["astrogen_task"]
-    except (KeyError, RuntimeError, TypeError, EOFError) as err:
+    except (KeyError, RuntimeError, TypeError, EOFError, pickle.UnpicklingError) as err:
         raise InputFileError(f"{checkpoint}: not an astrogen inference-network checkpoint ({err})") from None
     if task not in MODULES:
         raise ConfigError(f"{checkpoint}: unknown task {task!r}")

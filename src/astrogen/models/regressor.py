@@ -161,7 +161,8 @@ class RegressorModule(InferenceModule):
         missing = sorted(set(columns) - set(params))
         if missing:
             raise DataError(f"the data lack parameter columns {missing} that the regressor's targets need")
-        return np.stack([np.asarray(params[c], dtype=np.float64) for c in columns], 1) @ self.matrix.cpu().double().numpy()
+        values = np.stack([np.asarray(params[c], dtype=np.float64) for c in columns], 1)
+        return values @ self.matrix.cpu().double().numpy()
 
 
 MODULE = RegressorModule
