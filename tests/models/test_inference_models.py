@@ -132,3 +132,13 @@ def test_regressor_and_unet_train_from_configs_and_reload(gc_file, tmp_path):
     with pytest.raises(ConfigError, match="nope"):
         train({"kind": "regressor", "data": {"path": str(gc_file)}, "targets": ["nope"],
                "trainer": {**common["trainer"], "out": str(tmp_path / "bad")}}, progress=False)
+
+
+@pytest.mark.parametrize("preset", ["gc-regressor", "gc-unet", "gc-dae", "galaxies-zcnn"])
+def test_presets_validate(preset):
+    from pathlib import Path
+
+    from astrogen.train import load_train_config
+
+    cfg = load_train_config(Path(__file__).parents[2] / "configs" / f"{preset}.yaml")
+    assert cfg.kind in ("regressor", "segmentation", "denoiser")

@@ -55,7 +55,7 @@ def test_brightest_pixels_and_approaches_a_and_b_by_hand():
     b = segmentation_scores(prob, mask, cut=0.4)
     np.testing.assert_allclose(b.accuracy_b, [4 / 6])
     np.testing.assert_allclose(b.auc_b, [(4 + 1) / 8])  # positives 0.9, 0.01 vs 0.5, 0.3, 0.015, 0.0
-    summary = segmentation_scores(np.concatenate([prob, prob]), np.concatenate([mask, mask])).summary()
+    summary = segmentation_scores(np.concatenate([prob, prob]), np.concatenate([mask, mask]), threshold=1.0).summary()
     assert summary["accuracy_a"] == pytest.approx(2 / 6) and summary["accuracy_a_std"] == 0
 
 

@@ -7,8 +7,10 @@ encoder's skip, batch norm, LeakyReLU); a 1x1 conv and a sigmoid give the probab
 point-source pixel (the network returns the logit; `SegmentationModule.predict` applies the sigmoid).
 
 **Target.** A pixel is a point-source pixel when the mask (expected point-source counts after the PSF)
-exceeds ``threshold`` counts, default 1: at least the total flux of the faintest simulated source
-(1 count) lands in the pixel. With the default galactic-centre set about half the pixels qualify.
+exceeds ``threshold`` counts, default 5: about the Poisson fluctuation (sqrt of ~25 counts) of the
+diffuse background of a default galactic-centre map, so that target pixels are ones where the sources
+can be seen at all. About a quarter of the pixels of the default set qualify (a threshold of 1 count,
+the total flux of the faintest source, would make half of them targets).
 
 **Loss.** Binary cross-entropy plus ``count_weight`` x |sum of predicted probabilities - number of target
 pixels| / pixels, per image. The count of pixels above a cut is a step function with zero gradient almost
@@ -28,6 +30,7 @@ from torch import nn
 
 from astrogen.errors import DataError
 from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, Strict, split_loaders
+from astrogen.stats.inference import DEFAULT_THRESHOLD
 from astrogen.train import RunConfig, Task, register_task
 
 
@@ -37,7 +40,7 @@ class UNetConfig(Strict):
     channels: list[int] = Field(default_factory=lambda: [8, 16, 32, 64], min_length=1)
     bridge: int = Field(128, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
-    threshold: float = Field(1.0, ge=0, description="mask counts above which a pixel is a point-source pixel")
+    threshold: float = Field(DEFAULT_THRESHOLD, ge=0, description="mask counts of a point-source pixel")
     count_weight: float = Field(0.1, ge=0, description="weight of the |predicted - true| pixel-count penalty")
 
 

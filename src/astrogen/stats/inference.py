@@ -26,6 +26,9 @@ from scipy.stats import rankdata
 from astrogen.errors import DataError
 
 DEFAULT_CUT = 0.02  # probability above which a pixel is predicted to be a point-source pixel
+# Mask counts above which a pixel is a point-source pixel: about the Poisson fluctuation of the diffuse
+# background (~25 counts) of a default galactic-centre map (see `astrogen.models.segmentation`).
+DEFAULT_THRESHOLD = 5.0
 
 
 def _pair(pred, true, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +136,8 @@ class SegmentationScores:
         return out
 
 
-def segmentation_scores(prob, mask, cut: float = DEFAULT_CUT, threshold: float = 1.0) -> SegmentationScores:
+def segmentation_scores(prob, mask, cut: float = DEFAULT_CUT,
+                        threshold: float = DEFAULT_THRESHOLD) -> SegmentationScores:
     """Approach A and B scores of predicted point-source probabilities against a point-source mask.
 
     Parameters
