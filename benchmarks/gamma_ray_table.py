@@ -55,8 +55,8 @@ REPORT = [
 ]
 
 
-def _train(kind: str, path: Path, out: Path, val_fraction: float, minutes: float, **extra) -> Path:
-    cfg = {"kind": kind, "data": {"path": str(path), "val_fraction": val_fraction, "batch_size": 64,
+def _train(kind: str, path: Path, out: Path, val_fraction: float, minutes: float, batch_size: int, **extra) -> Path:
+    cfg = {"kind": kind, "data": {"path": str(path), "val_fraction": val_fraction, "batch_size": batch_size,
                                   **extra.pop("data", {})},
            "optim": {"lr": 1e-3}, **extra,
            "trainer": {"out": str(out), "max_steps": 10**7, "max_minutes": minutes, "val_every_steps": 100,
@@ -88,7 +88,8 @@ def main() -> None:
               f"{args.threads} thread(s); simulated in {time.perf_counter() - start:.0f} s", flush=True)
         ours: dict[str, tuple[float, float | None]] = {}
         for name, targets in REGRESSORS.items():
-            module = load_model(_train("regressor", data, root / f"reg-{name}", val_fraction, budget, targets=targets))
+            module = load_model(_train("regressor", data, root / f"reg-{name}", val_fraction, budget, 32,
+                                       targets=targets, model={"channels": [8, 16, 32, 64], "hidden": [64]}))
             err = relative_error(module.predict(test.images), module.targets_of(test.params))
             ours[f"rel. error A_dm, {name} output{'s' if name != 'single' else ''}"] = (float(err[0]), None)
             if name == "two":
@@ -96,13 +97,13 @@ def main() -> None:
             if name == "three":
                 ours["rel. error PS disk (three outputs)"] = (float(err[1]), None)
                 ours["rel. error PS GC (three outputs)"] = (float(err[2]), None)
-        module = load_model(_train("segmentation", data, root / "unet", val_fraction, budget))
+        module = load_model(_train("segmentation", data, root / "unet", val_fraction, budget, 16))
         seg = segmentation_scores(module.predict(test.images), test.masks, threshold=module.config.threshold).summary()
         for key, label in (("accuracy_a", "accuracy A"), ("auc_a", "AUC A"), ("accuracy_b", "accuracy B"),
                            ("auc_b", "AUC B")):
             ours[f"segmentation {label}"] = (seg[key], seg[key + "_std"])
         for name, noise in NOISES.items():
-            module = load_model(_train("denoiser", data, root / f"dae-{name.split()[0]}", val_fraction, budget,
+            module = load_model(_train("denoiser", data, root / f"dae-{name.split()[0]}", val_fraction, budget, 64,
                                        data={"transform": [{"name": "MaxNorm"}]}, model={"noise": [noise]}))
             clean, noisy = module.corrupt(test.images, seed=0)
             ours[f"DAE MSE {name}"] = (float(mse_per_image(module.denoise(noisy), clean).mean()), None)
