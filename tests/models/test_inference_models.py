@@ -23,10 +23,11 @@ def _fit(net, loss_fn, steps, lr=3e-3):
     return first, loss.item()
 
 
-def test_regressor_overfits_a_tiny_batch():
+@pytest.mark.parametrize("bands", [1, 5])  # gamma-ray maps; five-band galaxy cutouts (the redshift CNN)
+def test_regressor_overfits_a_tiny_batch(bands):
     torch.manual_seed(0)
-    x, y = torch.rand(8, 1, 16, 16), torch.rand(8, 2)
-    net = CNNRegressor(1, (16, 16), [8, 16], [32], n_out=2)
+    x, y = torch.rand(8, bands, 16, 16), torch.rand(8, 2)
+    net = CNNRegressor(bands, (16, 16), [8, 16], [32], n_out=2)
     first, last = _fit(net, lambda: torch.nn.functional.mse_loss(net(x), y), 300)
     assert last < 1e-3 < first
 
