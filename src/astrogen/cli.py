@@ -222,14 +222,42 @@ def evaluate_(
     n_max: Annotated[int, typer.Option(min=2, help="Maps read from each set at most (random subset).")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the subset draw and the bootstrap.")] = 0,
     condition: Annotated[str | None, typer.Option(help="Parameter whose bins show morphology intervals.")] = None,
+    judge: Annotated[Path | None, typer.Option(help="Redshift-CNN checkpoint scoring the generated set's "
+                                                    "redshift conditions.")] = None,
 ) -> None:
     """Compare a generated set with a real one: scorecard table, report.html and scorecard.json."""
     from astrogen.report import evaluate
 
     names = [name.strip() for name in stats.split(",")] if stats else None
-    result = evaluate(real, generated, out, stats=names, n_max=n_max, seed=seed, condition=condition, progress=True)
+    result = evaluate(real, generated, out, stats=names, n_max=n_max, seed=seed, condition=condition, progress=True,
+                      judge=judge)
     console.print(result.scorecard.table())
+    if result.judge is not None:
+        console.print("redshift judge: " + ", ".join(f"{k}={v:.4g}" for k, v in result.judge.items()))
     console.print(f"{'PASS' if result.scorecard.passed else 'FAIL'}; report {result.report}")
+
+
+@app.command("evaluate-model")
+def evaluate_model_(
+    checkpoint: Annotated[Path, typer.Argument(help="Regressor, segmentation or denoiser checkpoint (.ckpt).")],
+    data: Annotated[Path, typer.Argument(help="FieldSet to evaluate on (e.g. a held-out test set).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for report.html and metrics.json.")]
+    = Path("model-report"),
+    n_max: Annotated[int | None, typer.Option(min=1, help="Use the first N samples [all].")] = None,
+    cut: Annotated[float, typer.Option(help="Segmentation: probability cut of a predicted point-source pixel.")]
+    = 0.02,
+    threshold: Annotated[float | None, typer.Option(help="Segmentation: mask counts of a point-source pixel "
+                                                          "[the model's].")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Denoiser: seed of the noise draw.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Evaluate a trained inference network: print its metrics table and write report.html."""
+    from astrogen.report.model_report import evaluate_model
+
+    result = evaluate_model(checkpoint, data, out, n_max=n_max, cut=cut, threshold=threshold, seed=seed,
+                            device=device)
+    console.print(result.table())
+    console.print(f"report {result.report}")
 
 
 @app.command()

@@ -67,13 +67,13 @@ def _check_compatible(real: FieldSet, gen: FieldSet) -> None:
 
 
 def _read(fs: FieldSet, n_max: int, rng: np.random.Generator, condition: str | None):
-    """Up to ``n_max`` maps drawn at random (without replacement), and their ``condition`` values."""
+    """Up to ``n_max`` maps drawn at random (without replacement), their ``condition`` values and all params."""
     if condition is not None and condition not in fs.params:
         raise ConfigError(f"{fs.path}: no parameter {condition!r} to bin by (parameters: {fs.param_names})")
     index = np.sort(rng.choice(len(fs), size=min(n_max, len(fs)), replace=False))
     batch = fs[index]
     # Kept float32 as stored (half the memory of 2 x n_max maps); each statistic converts to float64.
-    return batch.images, None if condition is None else batch.params[condition]
+    return batch.images, None if condition is None else batch.params[condition], batch.params
 
 
 def _provenance(fs: FieldSet, n_used: int) -> dict:
@@ -167,6 +167,23 @@ def _morphology(x: Inputs) -> list[Section]:
     return [Section("Morphology", images, f"Shape measurements of the central object in the {name} band.")]
 
 
+def _judge(checkpoint, gen: np.ndarray, z_true: np.ndarray) -> tuple[dict[str, float], Section]:
+    """Photo-z metrics of a redshift regressor's predictions for generated maps against their conditions."""
+    from astrogen.models.inference import load_model
+    from astrogen.report.model_report import scatter_figure
+    from astrogen.stats.redshift import photoz_metrics
+
+    module = load_model(checkpoint)
+    if module.task != "regressor" or list(module.hparams.targets) != ["redshift"]:
+        raise ConfigError(f"--judge {checkpoint}: not a redshift regressor (targets: [redshift])")
+    z_pred = module.predict(gen)[:, 0]
+    metrics = photoz_metrics(z_pred, z_true)
+    note = ("A redshift CNN trained on real (simulated) galaxies predicts the redshift of each generated galaxy; "
+            "a generator that honours its condition gives metrics close to the CNN's own on real galaxies.")
+    figure = scatter_figure(z_pred[:, None], np.asarray(z_true)[:, None], ["redshift"])
+    return metrics, Section("Redshift judge", [figure], note, metrics)
+
+
 @dataclass
 class Evaluation:
     """What `evaluate` wrote: the report page, the scorecard file, and the scorecard itself."""
@@ -174,6 +191,7 @@ class Evaluation:
     report: Path
     scorecard_json: Path
     scorecard: Scorecard
+    judge: dict[str, float] | None = None  # photo-z metrics of the judge on the generated set
 
 
 SECTIONS = {"pixel_pdf": _pixel_pdf, "power": _power, "peaks": _peaks, "minkowski": _minkowski,
@@ -182,7 +200,8 @@ SECTIONS = {"pixel_pdf": _pixel_pdf, "power": _power, "peaks": _peaks, "minkowsk
 
 def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, out_dir: str | os.PathLike,
              stats: tuple[str, ...] | list[str] | None = None, n_max: int = 1000, seed: int = 0,
-             condition: str | None = None, progress: bool = False) -> Evaluation:
+             condition: str | None = None, progress: bool = False,
+             judge: str | os.PathLike | None = None) -> Evaluation:
     """Compare a generated FieldSet with a real one; write ``out_dir/report.html`` and ``scorecard.json``.
 
     Parameters
@@ -198,6 +217,9 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
     condition : name of a parameter present in both sets; morphology is then also shown as 95% intervals
         per bin of it (needs the morphology section).
     progress : show a progress bar on stderr.
+    judge : checkpoint of a redshift regressor (``targets: [redshift]``, e.g. ``configs/galaxies-zcnn.yaml``):
+        it predicts the redshift of each generated map, scored with `photoz_metrics` against the generated
+        set's ``redshift`` parameter (the condition it was generated with); adds a "Redshift judge" section.
 
     Returns
     -------
@@ -215,8 +237,10 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
             wanted += ["marginals", *(["morphology"] if set(meta.channels) <= GALAXY_BANDS else [])]
         if condition is not None and "morphology" not in wanted:
             raise ConfigError(f"condition {condition!r} bins the morphology section; add 'morphology' to the stats")
-        real, real_cond = _read(real_fs, n_max, rng, condition)
-        gen, gen_cond = _read(gen_fs, n_max, rng, condition)
+        real, real_cond, _ = _read(real_fs, n_max, rng, condition)
+        gen, gen_cond, gen_params = _read(gen_fs, n_max, rng, condition)
+        if judge is not None and "redshift" not in gen_params:
+            raise ConfigError(f"--judge: {gen_fs.path} has no 'redshift' parameter to score predictions against")
         inputs = {"real": _provenance(real_fs, len(real)), "generated": _provenance(gen_fs, len(gen))}
     x = Inputs(real, gen, list(meta.channels), meta.units, meta.pixel_size or 1.0,
                meta.pixel_unit if meta.pixel_size else "pixel", meta.periodic and gen_fs.meta.periodic,
@@ -232,8 +256,13 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
         for name in drawn:
             sections += SECTIONS[name](x)
             advance(1)
+        judged = None
+        if judge is not None:
+            judged, section = _judge(judge, gen, gen_params["redshift"])
+            sections.append(section)
     provenance = {**inputs, "seed": seed, "n_max": n_max, "condition": condition,
+                  **({"judge": str(judge)} if judge is not None else {}),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     scorecard.provenance.update(provenance)
     path = write_report(out_dir, sections, scorecard, provenance)
-    return Evaluation(path, path.with_name("scorecard.json"), scorecard)
+    return Evaluation(path, path.with_name("scorecard.json"), scorecard, judged)

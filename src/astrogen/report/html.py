@@ -36,6 +36,7 @@ class Section:
     title: str
     images: list[str] = field(default_factory=list)
     note: str = ""
+    table: Mapping[str, object] | None = None  # name -> value rows shown above the figures
 
 
 def _format(value) -> str:
@@ -80,13 +81,17 @@ def render_html(sections: Sequence[Section], scorecard, provenance: Mapping, tit
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        "<h2>Scorecard</h2>",
-        _scorecard_html(scorecard),
     ]
+    if scorecard is not None:
+        parts += ["<h2>Scorecard</h2>", _scorecard_html(scorecard)]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         if section.note:
             parts.append(f'<p class="note">{html.escape(section.note)}</p>')
+        if section.table:
+            rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td class=num>{html.escape(_format(v))}</td></tr>"
+                           for k, v in section.table.items())
+            parts.append(f"<table>{rows}</table>")
         for uri in section.images:
             if not uri.startswith("data:image/"):
                 raise ValueError(f"section {section.title!r}: figures must be data URIs, got {uri[:40]!r}")
@@ -119,7 +124,8 @@ def write_report(out_dir: str | os.PathLike, sections: Sequence[Section], scorec
     ----------
     out_dir : output folder, created if missing.
     sections : figures and notes in display order.
-    scorecard : an `astrogen.stats.compare.Scorecard` (``rows``, ``passed``, ``to_json(path)``).
+    scorecard : an `astrogen.stats.compare.Scorecard` (``rows``, ``passed``, ``to_json(path)``), or None
+        for reports without one (model evaluations): no scorecard section and no ``scorecard.json``.
     provenance : what was compared (input files, their metadata, sample counts, seed), shown verbatim.
     title : page title.
 
@@ -131,7 +137,8 @@ def write_report(out_dir: str | os.PathLike, sections: Sequence[Section], scorec
         raise InputFileError(f"{out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     page = render_html(sections, scorecard, provenance, title)
-    scorecard.to_json(out_dir / "scorecard.json")
+    if scorecard is not None:
+        scorecard.to_json(out_dir / "scorecard.json")
     path = out_dir / "report.html"
     _atomic_write_text(path, page)
     return path

@@ -3,6 +3,13 @@
 from astrogen.stats.bispectrum import Bispectrum, angle_triangles, bispectrum, equilateral_triangles
 from astrogen.stats.clusters import Clusters, clusters
 from astrogen.stats.compare import REGISTRY, Row, Scorecard, compare, compare_files
+from astrogen.stats.inference import (
+    SegmentationScores,
+    mean_absolute_error,
+    relative_error,
+    roc_auc,
+    segmentation_scores,
+)
 from astrogen.stats.minkowski import Minkowski, gaussian_minkowski, minkowski_functionals
 from astrogen.stats.morphology import Morphology, morphology
 from astrogen.stats.onepoint import (
@@ -36,6 +43,7 @@ __all__ = [
     "PowerSpectrum",
     "Row",
     "Scorecard",
+    "SegmentationScores",
     "angle_triangles",
     "bispectrum",
     "clusters",
@@ -49,6 +57,7 @@ __all__ = [
     "histograms",
     "ks_statistic",
     "marginal_sums",
+    "mean_absolute_error",
     "mean_offset",
     "minkowski_functionals",
     "moments",
@@ -58,6 +67,9 @@ __all__ = [
     "photoz_metrics",
     "power_image",
     "power_spectrum",
+    "relative_error",
+    "roc_auc",
+    "segmentation_scores",
     "shared_edges",
     "stacked_profile",
     "wasserstein1",
