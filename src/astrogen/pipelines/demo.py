@@ -30,14 +30,17 @@ DEMO_MATTER = {"box_size": 256.0, "n_grid": 32, "slab_thickness": 4, "tile_size"
 
 
 def demo_train_config(data: Path, out: Path, minutes: float, seed: int = 0) -> dict:
-    """The demo's training config: a 0.7 M-parameter periodic DDPM on ln(1 + delta), standardised.
+    """The demo's training config: a 0.7 M-parameter periodic DDPM on standardised delta.
 
     Narrower than ``preset: small`` at full resolution and with attention only at 8 x 8: about twice the
-    training steps per minute on a CPU, which matters more than width in a 10-minute budget.
+    training steps per minute on a CPU, which matters more than width in a 10-minute budget. delta is only
+    standardised, not log-transformed: after ~1,000 CPU steps the residual noise of the samples is roughly
+    symmetric in network space, and ln(1 + delta) turned it into exponential tails (measured: mean offset
+    5.5 sigma and P(k) 70x too high with the log, 0.3 sigma and 2.7x without).
     """
     return {
         "data": {"path": str(data), "val_fraction": 0.1, "batch_size": 32, "augment": True, "shift": True,
-                 "transform": [{"name": "Log1p"}, {"name": "Standardize"}]},
+                 "transform": [{"name": "Standardize"}]},
         "model": {"channels": [16, 32, 64], "layers_per_block": 1, "attention_levels": 1, "periodic": True},
         "optim": {"lr": 5e-4, "warmup_steps": 100, "ema_decay": 0.995},
         "trainer": {"out": str(out), "max_steps": 1_000_000, "max_minutes": minutes, "val_every_steps": 250,

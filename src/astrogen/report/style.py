@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import matplotlib as mpl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 # Okabe & Ito (2008) palette: distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = {
@@ -68,6 +69,10 @@ def new_figure(nrows: int = 1, ncols: int = 1, panel_size: tuple[float, float] =
 
 def figure_to_data_uri(fig: Figure) -> str:
     """Render ``fig`` to PNG and return it as a ``data:image/png;base64,...`` URI; the figure is closed."""
+    for ax in fig.axes:  # log axes spanning less than a decade would label every minor tick, overlapping
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale == "log":
+                axis.set_minor_formatter(NullFormatter())
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     if getattr(fig.canvas, "manager", None) is not None:  # made with pyplot: let pyplot forget it
