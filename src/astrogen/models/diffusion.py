@@ -367,7 +367,7 @@ class DiffusionModule(L.LightningModule):
             clamped = x.clamp(low - margin, high + margin)
             outside = (clamped != x).float().mean().item()
             if outside > 0:
-                warnings.warn(f"{outside:.2%} of generated pixels lay outside the training range (widened by "
+                warnings.warn(f"{100 * outside:.2g}% of generated pixels lay outside the training range (widened by "
                               f"{RANGE_MARGIN:.0%}) and were clamped to it: train longer", stacklevel=2)
             x = clamped
         return x if self.transform is None else self.transform.inverse(x)
