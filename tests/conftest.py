@@ -36,3 +36,20 @@ def make_fieldset(tmp_path):
         return path, images, params, mask_values
 
     return make
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: ``cli(*args)`` returns (exit status, stdout, stderr)."""
+    from astrogen.cli import main
+
+    def run(*args):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
