@@ -45,11 +45,15 @@ def validate_config(model: type[BaseModel], values: BaseModel | Mapping | None, 
         raise ConfigError(f"{where}: {key}: {first['msg']} (got {first.get('input')!r})") from None
 
 
-class SimulationPreset(BaseModel):
-    """A ready simulation set-up (YAML under ``configs/``): which simulator, how many samples, which seed,
-    and the simulator's config keys."""
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class SimulationPreset(StrictModel):
+    """A ready simulation set-up (YAML under ``configs/``): which simulator, how many samples, which seed,
+    and the simulator's config keys."""
 
     simulator: str
     n: int | None = Field(None, ge=1, description="number of samples")

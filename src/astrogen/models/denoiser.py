@@ -18,13 +18,14 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from astrogen.config import StrictModel
 from astrogen.data.noise import make_noise
 from astrogen.errors import DataError
-from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, Strict, split_loaders
+from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, split_loaders
 from astrogen.train import RunConfig, Task, register_task
 
 
-class DAEConfig(Strict):
+class DAEConfig(StrictModel):
     """Autoencoder widths (one per stride-2 level; the last level ends at 4 x 4), latent size and noise."""
 
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64], min_length=1)
@@ -33,7 +34,7 @@ class DAEConfig(Strict):
                               description="astrogen.data.noise models, applied in order")
 
 
-class DenoiserExperiment(Strict):
+class DenoiserExperiment(StrictModel):
     """A denoising-autoencoder training experiment (``kind: denoiser``)."""
 
     kind: Literal["denoiser"] = "denoiser"

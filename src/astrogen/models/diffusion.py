@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.models.embeddings import get_timestep_embedding
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from astrogen.config import StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.errors import ConfigError, DataError
 
@@ -45,11 +46,9 @@ MODEL_PRESETS = {
 }
 
 
-class DiffusionConfig(BaseModel):
+class DiffusionConfig(StrictModel):
     """Network and diffusion settings; ``preset`` fills ``channels``, ``layers_per_block`` and
     ``attention_levels`` where they are not given."""
-
-    model_config = ConfigDict(extra="forbid")
 
     preset: Literal["small", "full"] = "small"
     channels: list[int] | None = Field(None, description="UNet widths per resolution level")

@@ -34,9 +34,10 @@ from typing import Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
+from astrogen.config import StrictModel
 from astrogen.data import FieldSet
 from astrogen.data.transforms import MaxNorm, Transform
 from astrogen.errors import ConfigError, DataError
@@ -242,11 +243,7 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 GAN_KINDS = ("wgan", "pixgan", "vaegan")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class GANNetConfig(_Strict):
+class GANNetConfig(StrictModel):
     """Network sizes: ``base`` channels of the first critic stage (64 in the report), latent size, output
     bound ``scale`` of `ScaledTanh` (in network units: the transformed data should lie well inside it)."""
 
@@ -255,7 +252,7 @@ class GANNetConfig(_Strict):
     scale: float = Field(1.0, gt=0)
 
 
-class GANOptimConfig(_Strict):
+class GANOptimConfig(StrictModel):
     """Adam for both networks, the critic-to-generator step ratio and the loss weights."""
 
     lr_generator: float = Field(1e-4, gt=0)
@@ -267,7 +264,7 @@ class GANOptimConfig(_Strict):
     l1_weight: float = Field(0.0, ge=0, description="PIXGAN/VAEGAN: weight of an L1 term to the target")
 
 
-class ConvergenceConfig(_Strict):
+class ConvergenceConfig(StrictModel):
     """Stop when the means of the last two windows of losses agree within ``rtol`` (see `ConvergenceStop`)."""
 
     enabled: bool = True
@@ -275,7 +272,7 @@ class ConvergenceConfig(_Strict):
     rtol: float = Field(0.1, gt=0)
 
 
-class CollapseConfig(_Strict):
+class CollapseConfig(StrictModel):
     """Warn when generated batches are much less diverse than real ones (see `ModeCollapseWarning`)."""
 
     enabled: bool = True
@@ -283,7 +280,7 @@ class CollapseConfig(_Strict):
     threshold: float = Field(0.2, gt=0, lt=1)
 
 
-class GANTrainConfig(_Strict):
+class GANTrainConfig(StrictModel):
     """A GAN experiment: ``kind`` wgan (DCWGAN-GP), pixgan (``inputs`` channels -> the others) or vaegan."""
 
     kind: Literal["wgan", "pixgan", "vaegan"] = "wgan"

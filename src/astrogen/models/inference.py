@@ -17,8 +17,9 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from astrogen.config import StrictModel
 from astrogen.data import Augment, FieldSet
 from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import Transform
@@ -29,11 +30,7 @@ MODULES = {"regressor": "astrogen.models.regressor", "segmentation": "astrogen.m
            "denoiser": "astrogen.models.denoiser"}
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class InferenceData(Strict):
+class InferenceData(StrictModel):
     """Training data of an inference network: a FieldSet, its split, input transform and augmentation."""
 
     path: str = Field(description="FieldSet file")
@@ -45,7 +42,7 @@ class InferenceData(Strict):
     num_workers: int = Field(0, ge=0)
 
 
-class InferenceOptim(Strict):
+class InferenceOptim(StrictModel):
     """Adam with weight decay and gradient clipping."""
 
     lr: float = Field(1e-3, gt=0)

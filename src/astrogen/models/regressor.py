@@ -18,12 +18,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from astrogen.config import StrictModel
 from astrogen.errors import ConfigError, DataError
-from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, Strict, split_loaders
+from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, split_loaders
 from astrogen.train import RunConfig, Task, register_task
 
 
-class RegressorConfig(Strict):
+class RegressorConfig(StrictModel):
     """Network shape: channels of the conv blocks (each halves the image) and widths of hidden layers."""
 
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1)
@@ -31,7 +32,7 @@ class RegressorConfig(Strict):
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout before each hidden layer")
 
 
-class RegressorExperiment(Strict):
+class RegressorExperiment(StrictModel):
     """A regressor training experiment (``kind: regressor``)."""
 
     kind: Literal["regressor"] = "regressor"

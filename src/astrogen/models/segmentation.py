@@ -28,13 +28,14 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from astrogen.config import StrictModel
 from astrogen.errors import DataError
-from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, Strict, split_loaders
+from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, split_loaders
 from astrogen.stats.inference import DEFAULT_THRESHOLD
 from astrogen.train import RunConfig, Task, register_task
 
 
-class UNetConfig(Strict):
+class UNetConfig(StrictModel):
     """U-Net widths, dropout, target threshold and the count penalty."""
 
     channels: list[int] = Field(default_factory=lambda: [8, 16, 32, 64], min_length=1)
@@ -44,7 +45,7 @@ class UNetConfig(Strict):
     count_weight: float = Field(0.1, ge=0, description="weight of the |predicted - true| pixel-count penalty")
 
 
-class SegmentationExperiment(Strict):
+class SegmentationExperiment(StrictModel):
     """A segmentation training experiment (``kind: segmentation``)."""
 
     kind: Literal["segmentation"] = "segmentation"

@@ -18,8 +18,9 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from astrogen.config import StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.errors import ConfigError, DataError
 from astrogen.models.gan import ConvEncoder, DCGenerator, kl_divergence, prepare_data, reparameterise
@@ -27,28 +28,25 @@ from astrogen.train import DataConfig, RunConfig, Task, _loaders, register_task
 from astrogen.train.callbacks import load_weights
 
 
-class VAENetConfig(BaseModel):
+class VAENetConfig(StrictModel):
     """Network sizes: channels of the first encoder stage (doubling), latent dimension, output bound."""
 
-    model_config = ConfigDict(extra="forbid")
     base: int = Field(32, ge=1)
     latent: int = Field(32, ge=1)
     scale: float = Field(3.0, gt=0, description="ScaledTanh bound of the decoder output, network units")
 
 
-class VAEOptimConfig(BaseModel):
+class VAEOptimConfig(StrictModel):
     """Adam and the weight of the KL term."""
 
-    model_config = ConfigDict(extra="forbid")
     lr: float = Field(1e-3, gt=0)
     beta: float = Field(1.0, ge=0, description="KL weight (1 = ELBO, > 1 = beta-VAE)")
     grad_clip: float = Field(10.0, gt=0)
 
 
-class VAETrainConfig(BaseModel):
+class VAETrainConfig(StrictModel):
     """A VAE experiment (``kind: vae``)."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["vae"] = "vae"
     data: DataConfig
     model: VAENetConfig = Field(default_factory=VAENetConfig)

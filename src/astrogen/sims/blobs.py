@@ -27,18 +27,17 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from astrogen.config import StrictModel
 from astrogen.data.fieldset import Batch, FieldMeta
 from astrogen.sims.base import SimSpec, Simulator
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
 
 
-class BlobsConfig(BaseModel):
+class BlobsConfig(StrictModel):
     """Configuration of the Gaussian-blob simulator (all lengths in pixels)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     n_blobs: Literal[1, 10, 50, 1000] = Field(50, description="which of the four sets")
     size: int = Field(128, ge=8, le=4096, description="image side, pixels")

@@ -87,9 +87,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy import integrate, special
 
+from astrogen.config import StrictModel
 from astrogen.data.fieldset import Batch, FieldMeta
 from astrogen.sims.base import SimSpec, Simulator
 
@@ -103,14 +104,12 @@ MAX_CELLS_PER_PIXEL = 4  # finest template grid, cells per pixel side
 ROTATION_SAMPLES = 2  # resampling points per pixel side for rotated skies
 
 
-class GalacticCenterConfig(BaseModel):
+class GalacticCenterConfig(StrictModel):
     """Configuration of the Galactic Center gamma-ray simulator (see the module docstring for the models).
 
     Ranges ``[low, high]`` are uniform priors (integer and inclusive for point-source numbers); counts and
     fluxes are expected photon counts at exposure 1.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     size: int = Field(64, ge=8, le=1024, description="image side, pixels")
     region_deg: float = Field(40.0, gt=0, le=60, description="side of the square region, degrees")

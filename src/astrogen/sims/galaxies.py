@@ -55,8 +55,9 @@ from functools import lru_cache
 import galsim
 import numpy as np
 import scipy.fft
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from astrogen.config import StrictModel
 from astrogen.data.fieldset import Batch, FieldMeta
 from astrogen.errors import DataError
 from astrogen.sims.base import SimSpec, Simulator
@@ -216,10 +217,8 @@ def _five(description: str, default: list[float]):
     return Field(default, min_length=5, max_length=5, description=description)
 
 
-class GalaxiesConfig(BaseModel):
+class GalaxiesConfig(StrictModel):
     """Configuration of the galaxy-cutout simulator (see the module docstring for the models)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     size: int = Field(64, ge=8, le=512, description="cutout side, pixels")
     pixel_scale_arcsec: float = Field(0.168, gt=0, le=10, description="pixel side, arcsec (HSC: 0.168)")

@@ -47,8 +47,9 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from astrogen.config import StrictModel
 from astrogen.data.fieldset import Batch, FieldMeta
 from astrogen.errors import ConfigError, DataError
 from astrogen.sims.base import SimSpec, Simulator
@@ -265,10 +266,8 @@ def power_spectrum(delta: torch.Tensor, box_size: float, deconvolve_cic: bool = 
     return k_mean, power.reshape(*p.shape[:-3], n_bins), counts
 
 
-class MatterConfig(BaseModel):
+class MatterConfig(StrictModel):
     """Configuration of the particle-mesh matter simulator."""
-
-    model_config = ConfigDict(extra="forbid")
 
     box_size: float = Field(1000.0, gt=0, description="side of the periodic box, Mpc/h")
     n_grid: int = Field(128, ge=8, le=1024, description="particles per side = mesh cells per side")

@@ -44,8 +44,9 @@ from dataclasses import dataclass
 
 import healpy as hp
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from astrogen.config import StrictModel
 from astrogen.data.fieldset import Batch, FieldMeta
 from astrogen.sims.base import SimSpec, Simulator
 from astrogen.sims.projection import JY, PATCH_PARAMS, PatchGrid, sample_patches
@@ -97,10 +98,8 @@ def biased_positions(rng: np.random.Generator, n: int, weight: np.ndarray) -> np
     return np.stack(hp.pix2vec(nside * 2**8, sub, nest=True), axis=-1)
 
 
-class MicrowaveSkyConfig(BaseModel):
+class MicrowaveSkyConfig(StrictModel):
     """Configuration of the correlated microwave-sky simulator (see the module docstring for the models)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     nside: int = Field(512, ge=16, le=8192, description="HEALPix resolution of the full-sky maps")
     lmax: int | None = Field(None, ge=8, description="band limit of the Gaussian fields (default 3 nside - 1)")

@@ -18,9 +18,9 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from astrogen.config import load_yaml, validate_config
+from astrogen.config import StrictModel, load_yaml, validate_config
 from astrogen.data import Augment, FieldSet
 from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import ChannelStats, MaxNorm, Transform
@@ -28,11 +28,7 @@ from astrogen.errors import ConfigError, DataError, UnknownNameError
 from astrogen.models.diffusion import DiffusionConfig, DiffusionModule
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Training data: a FieldSet, its split, the transform to network space and augmentation."""
 
     path: str = Field(description="FieldSet file")
@@ -45,7 +41,7 @@ class DataConfig(_Strict):
     num_workers: int = Field(0, ge=0)
 
 
-class OptimConfig(_Strict):
+class OptimConfig(StrictModel):
     """AdamW with linear warm-up, gradient clipping and an EMA of the weights."""
 
     lr: float = Field(2e-5, gt=0)
@@ -55,14 +51,14 @@ class OptimConfig(_Strict):
     ema_decay: float = Field(0.999, ge=0, lt=1)
 
 
-class ConditioningConfig(_Strict):
+class ConditioningConfig(StrictModel):
     """Condition jitter (std in each condition's own units; one value or one per name) and dropout."""
 
     jitter: float | dict[str, float] = 0.01
     dropout: float = Field(0.1, ge=0, le=1)
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     """Loop length, hardware and outputs."""
 
     out: str = Field("runs/diffusion", description="directory for checkpoints and logs")
@@ -76,7 +72,7 @@ class RunConfig(_Strict):
     seed: int = Field(0, ge=0)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """A diffusion training experiment (the YAML files under ``configs/``)."""
 
     kind: Literal["diffusion"] = "diffusion"
