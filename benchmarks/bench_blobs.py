@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import timed
 
 from astrogen.sims import get_simulator, iter_blocks, simulate_to_file
 from astrogen.sims.blobs import FWHM_TO_SIGMA
@@ -31,11 +31,6 @@ def loop_baseline(n: int, size: int = 128, n_blobs: int = 50, fwhm: float = 6.0,
     return out
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,10 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     simulator = get_simulator("blobs", {"n_blobs": 50})
-    memory = timed(lambda: sum(len(b) for b in iter_blocks(simulator, args.n, seed=0)))
+    memory, _ = timed(lambda: sum(len(b) for b in iter_blocks(simulator, args.n, seed=0)))
     with tempfile.TemporaryDirectory() as tmp:
-        to_file = timed(lambda: simulate_to_file("blobs", args.n, Path(tmp) / "b.h5", seed=0))
-    loop = timed(lambda: loop_baseline(args.n_loop))
+        to_file, _ = timed(lambda: simulate_to_file("blobs", args.n, Path(tmp) / "b.h5", seed=0))
+    loop, _ = timed(lambda: loop_baseline(args.n_loop))
     rate_memory, rate_file, rate_loop = args.n / memory, args.n / to_file, args.n_loop / loop
     print(f"batched, in memory : {args.n} images in {memory:6.2f} s  {rate_memory:10,.0f} images/s")
     print(f"batched, to HDF5   : {args.n} images in {to_file:6.2f} s  {rate_file:10,.0f} images/s")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import timed
 from scipy import ndimage
 
 from astrogen.sims import get_simulator, iter_blocks, simulate_to_file
@@ -55,11 +55,6 @@ def loop_baseline(simulator, n: int, per_source: bool = False, seed: int = 0) ->
     return out
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,15 +66,15 @@ def main() -> None:
     n = sum(SETS.values())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; rotate={args.rotate}")
     simulator = get_simulator("galactic_center", config)
-    memory = timed(lambda: [sum(len(b) for b in iter_blocks(simulator, size, seed=s))
+    memory, _ = timed(lambda: [sum(len(b) for b in iter_blocks(simulator, size, seed=s))
                             for s, size in enumerate(SETS.values())])
     with tempfile.TemporaryDirectory() as tmp:
-        to_file = timed(lambda: [simulate_to_file("galactic_center", size, Path(tmp) / f"{name}.h5", seed=s,
+        to_file, _ = timed(lambda: [simulate_to_file("galactic_center", size, Path(tmp) / f"{name}.h5", seed=s,
                                                   config=config)
                                  for s, (name, size) in enumerate(SETS.items())])
     unrotated = get_simulator("galactic_center")
-    loop = timed(lambda: loop_baseline(unrotated, args.n_loop))
-    source_loop = timed(lambda: loop_baseline(unrotated, args.n_source_loop, per_source=True))
+    loop, _ = timed(lambda: loop_baseline(unrotated, args.n_loop))
+    source_loop, _ = timed(lambda: loop_baseline(unrotated, args.n_source_loop, per_source=True))
     rate_memory, rate_file = n / memory, n / to_file
     rate_loop, rate_source = args.n_loop / loop, args.n_source_loop / source_loop
     print(f"batched, in memory : {n} images in {memory:6.2f} s  {rate_memory:10,.0f} images/s")

@@ -13,20 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import galsim
 import numpy as np
+from _timing import timed
 
 from astrogen.sims import get_simulator, iter_blocks, simulate_to_file
 from astrogen.sims.galaxies import BANDS, mag_to_flux
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def galsim_loop(simulator, n: int, seed: int = 0) -> float:
@@ -43,7 +37,7 @@ def galsim_loop(simulator, n: int, seed: int = 0) -> float:
             for b, psf in enumerate(psfs):
                 galsim.Convolve(galaxy * flux[k, b], psf).drawImage(nx=c.size, ny=c.size, scale=c.pixel_scale_arcsec)
 
-    return timed(run)
+    return timed(run)[0]
 
 
 def main() -> None:
@@ -54,10 +48,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}, OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS')}")
-    setup = timed(lambda: get_simulator("galaxies"))
+    setup, _ = timed(lambda: get_simulator("galaxies"))
     print(f"set-up (GalSim Sersic tables, distances): {setup:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
-        to_file = timed(lambda: simulate_to_file("galaxies", args.n, Path(tmp) / "g.h5", seed=0))
+        to_file, _ = timed(lambda: simulate_to_file("galaxies", args.n, Path(tmp) / "g.h5", seed=0))
     rate = args.n / to_file
     verdict = "extrapolated; " if args.n < 10_000 else ""
     verdict += "meets" if 10_000 / rate < 120 else "misses"
@@ -66,7 +60,7 @@ def main() -> None:
     per_threads = {}
     for workers in (1, 2):
         simulator = get_simulator("galaxies", {"workers": workers})
-        seconds = timed(lambda s=simulator: sum(len(b) for b in iter_blocks(s, args.n_threads_test, seed=1)))
+        seconds, _ = timed(lambda s=simulator: sum(len(b) for b in iter_blocks(s, args.n_threads_test, seed=1)))
         per_threads[workers] = args.n_threads_test / seconds
         print(f"in memory, {workers} FFT thread(s): {per_threads[workers]:.0f} galaxies/s")
     print(f"2-thread / 1-thread speed ratio: {per_threads[2] / per_threads[1]:.2f}")

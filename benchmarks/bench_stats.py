@@ -9,10 +9,10 @@ prints the times and the ratios to the loops, both measured in this run.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from _timing import timed
 
 from astrogen.stats.compare import DEFAULT_STATS, REGISTRY, SetInfo, compare
 from astrogen.stats.power import power_spectrum
@@ -30,11 +30,6 @@ def loop_power(maps: np.ndarray) -> np.ndarray:
         out.append(np.histogram(k, edges, weights=p)[0] / modes)
     return np.array(out)
 
-
-def timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def gaussian_maps(n: int, size: int, seed: int) -> np.ndarray:
