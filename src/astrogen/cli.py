@@ -156,20 +156,48 @@ def import_(
         console.print(f"imported {len(fs)} samples of shape {fs.sample_shape} into {fs.path}")
 
 
+Devices = Annotated[str | None, typer.Option(help="Devices per node: a count, 'auto' or ids like '0,1'.")]
+Accelerator = Annotated[str | None, typer.Option(help="cpu, gpu, cuda, mps or auto.")]
+
+
+def _devices(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _hardware(**options) -> dict[str, object]:
+    """Overrides ``trainer.<name>`` for the hardware options given on the command line."""
+    return {f"trainer.{name}": value for name, value in options.items() if value is not None}
+
+
 @app.command("train")
 def train_(
     config: Annotated[Path, typer.Argument(help="Experiment config (YAML, e.g. configs/blobs-ddpm.yaml).")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override key=value, dotted (optim.lr=1e-4).")]
     = None,
     resume: Annotated[Path | None, typer.Option(help="Continue from this checkpoint.")] = None,
+    devices: Devices = None,
+    num_nodes: Annotated[int | None, typer.Option(min=1, help="Machines (e.g. SLURM nodes).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto, ddp, ddp_spawn or fsdp.")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, 32-true, bf16-mixed, 16-mixed, ...")] = None,
+    accelerator: Accelerator = None,
 ) -> None:
-    """Train a model from a YAML config; checkpoints and logs go to trainer.out."""
+    """Train a model from a YAML config; checkpoints and logs go to trainer.out.
+
+    --devices, --num-nodes, --strategy, --precision and --accelerator override the config's trainer section;
+    data.batch_size stays the global batch, split across all processes, so results do not depend on them.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
     from astrogen.config import parse_overrides
     from astrogen.train import train
 
-    result = train(config, parse_overrides(set_ or []), resume=resume, progress=True)
-    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
-    console.print(f"trained {result.steps} steps ({metrics}); checkpoint {result.checkpoint}")
+    overrides = {**parse_overrides(set_ or []), **_hardware(
+        devices=_devices(devices), num_nodes=num_nodes, strategy=strategy, precision=precision,
+        accelerator=accelerator)}
+    result = train(config, overrides, resume=resume, progress=True)
+    if rank_zero_only.rank == 0:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
+        console.print(f"trained {result.steps} steps ({metrics}); checkpoint {result.checkpoint}")
 
 
 def _parse_conditions(items: list[str]) -> dict[str, float]:

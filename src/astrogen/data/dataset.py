@@ -28,8 +28,9 @@ class FieldSetDataset(Dataset):
     path : FieldSet file.
     transform : applied to each image (not to masks), e.g. a fitted `MinMax`.
     augment : random symmetry augmentation applied identically to image and mask; random shifts
-        require a periodic FieldSet. Randomness comes from torch's global generator, which the
-        DataLoader seeds per worker.
+        require a periodic FieldSet. An item asked for as ``dataset[(index, key)]`` draws from a generator
+        seeded by ``key`` (the training loaders pass one per item and epoch, so any number of processes and
+        workers draw the same); ``dataset[index]`` draws from torch's global generator.
     params : parameter columns to return (default: all, in file order).
     masks : also return the mask of each sample.
     """
@@ -66,7 +67,8 @@ class FieldSetDataset(Dataset):
     def __len__(self) -> int:
         return self._len
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, key = index if isinstance(index, tuple) else (index, None)
         if not -self._len <= index < self._len:
             raise IndexError(f"index {index} out of range for {self._len} samples")
         batch = self._fieldset()[index % self._len : index % self._len + 1]
@@ -77,7 +79,7 @@ class FieldSetDataset(Dataset):
         if self.augment is not None:
             # One draw for image and mask together: both see the same symmetry operation.
             joined = image if mask is None else torch.cat([image, mask], dim=1)
-            joined = self.augment(joined)
+            joined = self.augment(joined, None if key is None else torch.Generator().manual_seed(key))
             image, mask = (joined, None) if mask is None else joined.split([image.shape[1], mask.shape[1]], 1)
         sample = {
             "image": image[0].float(),

@@ -20,11 +20,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
 
 
-def _uniform(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.rand(x.shape, generator=generator).to(x.device, x.dtype)
+def _draw(fn, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    # Per-rank rows of a global-batch draw: data-parallel ranks never reuse each other's noise.
+    return draw_rows(fn, len(x), x.shape[1:], generator, x.device).to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Gaussian:
     factor: float = 0.2
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+        z = _draw(torch.randn, x, generator)
         return (x + self.factor * z).clamp(0, 1)
 
 
@@ -47,7 +49,9 @@ class Poisson:
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if (x < 0).any():
             raise DataError("Poisson noise needs non-negative images")
-        counts = torch.poisson((self.scale * x).detach().double().cpu(), generator=generator)
+        rate = (self.scale * x).detach()
+        # On the data's device from the global RNG in training; a seeded CPU generator for reproducible noise.
+        counts = torch.poisson(rate) if generator is None else torch.poisson(rate.double().cpu(), generator=generator)
         return (counts / self.scale).to(x.device, x.dtype).clamp(0, 1)
 
 
@@ -58,7 +62,7 @@ class Mask:
     fraction: float = 0.5
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.where(_uniform(x, generator) < self.fraction, torch.zeros_like(x), x).clamp(0, 1)
+        return torch.where(_draw(torch.rand, x, generator) < self.fraction, torch.zeros_like(x), x).clamp(0, 1)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class SaltPepper:
         flat = x.reshape(*x.shape[:2], -1)
         low = flat.amin(-1)[..., None, None].expand_as(x)
         high = flat.amax(-1)[..., None, None].expand_as(x)
-        hit, coin = _uniform(x, generator) < self.fraction, _uniform(x, generator) < 0.5
+        hit, coin = _draw(torch.rand, x, generator) < self.fraction, _draw(torch.rand, x, generator) < 0.5
         return torch.where(hit, torch.where(coin, high, low), x).clamp(0, 1)
 
 

@@ -20,6 +20,7 @@ for classifier-free guidance.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import Literal
 
 import lightning as L
@@ -33,6 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from astrogen.config import StrictModel
 from astrogen.data.transforms import Transform
+from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
@@ -304,17 +306,19 @@ class DiffusionModule(L.LightningModule):
         x0 = batch["image"]
         n = x0.shape[0]
 
-        def draw(fn, *args, **kwargs):  # a fixed CPU generator for validation, the global RNG otherwise
-            return fn(*args, generator=generator, **kwargs).to(x0.device)
+        # Training draws from the global RNG on the data's device, validation from a fixed CPU generator; both
+        # draw for the whole global batch and keep this rank's rows, so DDP matches one process (draw_rows).
+        def draw(fn, *shape):
+            return draw_rows(fn, n, shape, generator, x0.device)
 
-        t = draw(torch.randint, 0, self.config.timesteps, (n,))
-        eps = draw(torch.randn, x0.shape).to(x0.dtype)
+        t = draw(partial(torch.randint, 0, self.config.timesteps))
+        eps = draw(torch.randn, *x0.shape[1:]).to(x0.dtype)
         cond = keep = None
         if self.conditions:
             cond = batch["params"]
             if train:
-                cond = cond + self.cond_jitter * torch.randn_like(cond)
-                keep = (torch.rand(n, device=x0.device) >= self.hparams.cond_dropout).float()
+                cond = cond + self.cond_jitter * draw(torch.randn, cond.shape[1])
+                keep = (draw(torch.rand) >= self.hparams.cond_dropout).float()
             cond = self.standardise(cond)
         out = self.denoiser(self.schedule.q_sample(x0, t, eps), t, cond, keep)
         target = eps if self.config.prediction == "epsilon" else self.schedule.velocity(x0, eps, t)
@@ -322,7 +326,7 @@ class DiffusionModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["image"].shape[0])
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

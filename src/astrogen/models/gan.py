@@ -40,6 +40,7 @@ from torch import nn
 from astrogen.config import StrictModel
 from astrogen.data import FieldSet
 from astrogen.data.transforms import MaxNorm, Transform
+from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
 from astrogen.train import DataConfig, RunConfig, Task, _loaders, register_task
 from astrogen.train.callbacks import ConvergenceStop, ModeCollapseWarning, load_weights
@@ -192,8 +193,7 @@ class UNetGenerator(nn.Module):
 
 def reparameterise(mu: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """z = mu + exp(log_var / 2) eps, eps ~ N(0, 1) (drawn from ``generator`` on the CPU when given)."""
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device) if generator is not None \
-        else torch.randn_like(mu)
+    eps = draw_rows(torch.randn, len(mu), mu.shape[1:], generator, mu.device).to(mu.dtype)
     return mu + torch.exp(0.5 * log_var) * eps
 
 
@@ -231,8 +231,8 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean over the batch of (||grad_x D(x_hat)||_2 - 1)^2 at x_hat = e real + (1 - e) fake, e ~ U(0, 1)
     per sample (Gulrajani et al. 2017); multiply by lambda (10 in the report) in the critic loss."""
-    e = torch.rand((real.shape[0],) + (1,) * (real.ndim - 1), generator=generator, dtype=real.dtype)
-    x_hat = (e.to(real.device) * real.detach() + (1 - e.to(real.device)) * fake.detach()).requires_grad_(True)
+    e = draw_rows(torch.rand, len(real), (1,) * (real.ndim - 1), generator, real.device).to(real.dtype)
+    x_hat = (e * real.detach() + (1 - e) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
@@ -351,7 +351,7 @@ class GANModule(L.LightningModule):
         """(generated counterpart of network-space batch ``x``, VAEGAN's KL term or None): wgan ignores ``x``
         but its size, pixgan keeps its input channels and fills the others, vaegan maps the whole of it."""
         if self.kind == "wgan":
-            z = torch.randn((x.shape[0], self.latent), generator=generator).to(x.device, x.dtype)
+            z = draw_rows(torch.randn, x.shape[0], (self.latent,), generator, x.device).to(x.dtype)
             return self.generator(z), None
         if self.kind == "pixgan":
             out = torch.empty_like(x)

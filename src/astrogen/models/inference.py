@@ -23,6 +23,7 @@ from astrogen.config import StrictModel
 from astrogen.data import Augment, FieldSet
 from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import Transform
+from astrogen.distributed import make_loaders
 from astrogen.errors import ConfigError, DataError, InputFileError
 
 # task name (stored in each checkpoint) -> module defining its LightningModule
@@ -38,8 +39,8 @@ class InferenceData(StrictModel):
     transform: list[dict] = Field(default_factory=lambda: [{"name": "Log1p"}, {"name": "MinMax"}],
                                   description="Compose stages mapping physical images to network inputs")
     augment: bool = Field(False, description="random dihedral symmetries (only if the sky has none preferred)")
-    batch_size: int = Field(32, ge=1)
-    num_workers: int = Field(0, ge=0)
+    batch_size: int = Field(32, ge=1, description="global batch, split across devices x nodes")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes per device")
 
 
 class InferenceOptim(StrictModel):
@@ -81,12 +82,8 @@ def split_loaders(cfg: InferenceData, params: list[str], masks: bool = False, se
     augment = Augment(dihedral=True) if cfg.augment else None
     train_set = FieldSetDataset(cfg.path, transform, augment, params=params, masks=masks)
     val_set = FieldSetDataset(cfg.path, transform, None, params=params, masks=masks)
-    common = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers,
-              "persistent_workers": cfg.num_workers > 0, "pin_memory": torch.cuda.is_available()}
-    train = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(train_set, range(n_train)), shuffle=True, drop_last=n_train >= cfg.batch_size,
-        generator=torch.Generator().manual_seed(seed), **common)
-    val = torch.utils.data.DataLoader(torch.utils.data.Subset(val_set, range(n_train, n_total)), **common)
+    train, val = make_loaders(train_set, val_set, range(n_train), range(n_train, n_total), cfg.batch_size,
+                              cfg.num_workers, seed)
     return Split(transform, shape, n_train, train_params, train, val)
 
 

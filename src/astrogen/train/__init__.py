@@ -24,6 +24,7 @@ from astrogen.config import StrictModel, load_yaml, validate_config
 from astrogen.data import Augment, FieldSet
 from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import ChannelStats, MaxNorm, Transform
+from astrogen.distributed import ReseedAtTrainStart, make_loaders
 from astrogen.errors import ConfigError, DataError, UnknownNameError
 from astrogen.models.diffusion import DiffusionConfig, DiffusionModule
 
@@ -37,8 +38,8 @@ class DataConfig(StrictModel):
     transform: list[dict] = Field(default_factory=lambda: [{"name": "MinMax"}], description="Compose stages")
     augment: bool = Field(True, description="random dihedral symmetries")
     shift: bool = Field(False, description="random periodic shifts (periodic sets only)")
-    batch_size: int = Field(32, ge=1)
-    num_workers: int = Field(0, ge=0)
+    batch_size: int = Field(32, ge=1, description="global batch, split across devices x nodes")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes per device")
 
 
 class OptimConfig(StrictModel):
@@ -67,8 +68,11 @@ class RunConfig(StrictModel):
     val_every_steps: int = Field(500, ge=1)
     log_every_steps: int = Field(50, ge=1)
     precision: str = Field("auto", description="'auto' = bf16-mixed on GPUs that support it, else 32-true")
-    accelerator: str = "auto"
-    devices: int | str = "auto"
+    accelerator: str = Field("auto", description="cpu, gpu, cuda, mps or auto")
+    devices: int | str = Field("auto", description="devices per node: a count, 'auto' or a list like '0,1'")
+    num_nodes: int = Field(1, ge=1, description="machines (e.g. SLURM nodes)")
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = Field(
+        "auto", description="'ddp' for several devices (processes); 'fsdp' shards the model (GPUs)")
     seed: int = Field(0, ge=0)
 
 
@@ -162,17 +166,12 @@ def _precision(name: str) -> str:
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
-def _loaders(cfg: DataConfig, transform: Transform, n_train: int, n_total: int, shuffle_seed: int):
+def _loaders(cfg: DataConfig, transform: Transform, n_train: int, n_total: int, seed: int):
     augment = Augment(dihedral=True, shift=cfg.shift) if (cfg.augment or cfg.shift) else None
     train_set = FieldSetDataset(cfg.path, transform, augment, params=cfg.conditions)
     val_set = FieldSetDataset(cfg.path, transform, None, params=cfg.conditions)
-    common = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers,
-              "persistent_workers": cfg.num_workers > 0, "pin_memory": torch.cuda.is_available()}
-    train = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(train_set, range(n_train)), shuffle=True, drop_last=n_train >= cfg.batch_size,
-        generator=torch.Generator().manual_seed(shuffle_seed), **common)
-    val = torch.utils.data.DataLoader(torch.utils.data.Subset(val_set, range(n_train, n_total)), **common)
-    return train, val
+    return make_loaders(train_set, val_set, range(n_train), range(n_train, n_total), cfg.batch_size,
+                        cfg.num_workers, seed)
 
 
 def build_module(cfg: TrainConfig) -> tuple[DiffusionModule, int, int]:
@@ -222,13 +221,17 @@ def build_trainer(cfg: BaseModel, progress: bool = True, callbacks: list | None 
     out = Path(cfg.trainer.out)
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}" if task.monitor else "{step}",
                                  monitor=task.monitor, save_last=True, save_top_k=1)
-    callbacks = [checkpoint, *(task.callbacks(cfg) if task.callbacks else []), *(callbacks or [])]
+    callbacks = [checkpoint, ReseedAtTrainStart(cfg.trainer.seed), *(task.callbacks(cfg) if task.callbacks else []),
+                 *(callbacks or [])]
     return L.Trainer(
         default_root_dir=out,
         max_steps=cfg.trainer.max_steps,
         max_time={"minutes": cfg.trainer.max_minutes} if cfg.trainer.max_minutes else None,
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes,
+        strategy=cfg.trainer.strategy,
+        use_distributed_sampler=False,  # the loaders split global batches across ranks themselves
         precision=_precision(cfg.trainer.precision),
         gradient_clip_val=cfg.optim.grad_clip if task.clip_gradients else None,
         check_val_every_n_epoch=None,
