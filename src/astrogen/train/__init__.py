@@ -95,6 +95,8 @@ class Task:
     at least); ``build(cfg)`` returns ``(module, train_loader, val_loader)``. ``monitor`` is the logged
     metric that selects the best checkpoint; ``clip_gradients`` lets the Trainer clip at ``cfg.optim.grad_clip``
     (False for manual optimisation, e.g. GANs, which clip themselves); ``callbacks(cfg)`` adds callbacks.
+    ``unused_parameters`` says some steps leave parameters without gradients (a GAN's critic step), which
+    DDP must then look for.
     """
 
     config: type[BaseModel]
@@ -102,6 +104,7 @@ class Task:
     monitor: str | None = "val/loss"
     clip_gradients: bool = True
     callbacks: Callable[[BaseModel], list] | None = None
+    unused_parameters: bool = False
 
 
 TASKS: dict[str, Task] = {}
@@ -221,6 +224,9 @@ def build_trainer(cfg: BaseModel, progress: bool = True, callbacks: list | None 
     out = Path(cfg.trainer.out)
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}" if task.monitor else "{step}",
                                  monitor=task.monitor, save_last=True, save_top_k=1)
+    strategy = cfg.trainer.strategy
+    if task.unused_parameters and strategy in ("ddp", "ddp_spawn"):
+        strategy += "_find_unused_parameters_true"
     callbacks = [checkpoint, ReseedAtTrainStart(cfg.trainer.seed), *(task.callbacks(cfg) if task.callbacks else []),
                  *(callbacks or [])]
     return L.Trainer(
@@ -230,7 +236,7 @@ def build_trainer(cfg: BaseModel, progress: bool = True, callbacks: list | None 
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes,
-        strategy=cfg.trainer.strategy,
+        strategy=strategy,
         use_distributed_sampler=False,  # the loaders split global batches across ranks themselves
         precision=_precision(cfg.trainer.precision),
         gradient_clip_val=cfg.optim.grad_clip if task.clip_gradients else None,
