@@ -79,7 +79,7 @@ def _order_shards(sets: list[FieldSet]) -> list[FieldSet]:
     missing = sorted(set(range(count)) - set(by_index))
     if missing:
         listed = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
-        raise DataError(f"incomplete set: shards {listed} of {count} are missing (have {len(sets)}, "
+        raise DataError(f"incomplete set: missing shard(s) {listed} of {count} (have {len(sets)} files, "
                         f"e.g. {first.path})")
     ordered = [by_index[i] for i in range(count)]
     stop = 0
