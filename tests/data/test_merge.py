@@ -42,6 +42,7 @@ def test_merged_shards_equal_the_unsharded_set(run, tmp_path, virtual):
         assert_same(fs[:], ref[:])
         assert_same(fs[[299, 3, 130]], ref[[299, 3, 130]])  # across shard boundaries, any order
         assert fs.param_units == ref.param_units and fs.images.is_virtual == virtual
+        np.testing.assert_array_equal(fs.torch_dataset()[299]["image"].numpy(), ref[299].images)
         meta = fs.meta
         assert (meta.simulator, meta.seed, meta.config, meta.channels) == (
             ref.meta.simulator, ref.meta.seed, ref.meta.config, ref.meta.channels)

@@ -11,7 +11,9 @@ Layout of a FieldSet file::
 Writes are atomic: a `FieldSetWriter` writes to a hidden ``.NAME.PID.partial`` file beside the target
 and renames it on success; the ``complete`` attribute is set only then, so an interrupted write never
 leaves a file that looks complete. Readers are lazy (h5py) and reject NaN/inf and inconsistent shapes
-with an error naming the dataset and the sample index.
+with an error naming the dataset and the sample index. The datasets may be HDF5 virtual datasets over
+other FieldSet files (`astrogen.data.merge_fieldsets(..., virtual=True)`); readers refuse such a file
+when a source file is missing.
 """
 
 from __future__ import annotations
