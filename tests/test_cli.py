@@ -103,3 +103,33 @@ def test_existing_output_needs_overwrite(tmp_path, cli):
 def test_debug_shows_the_traceback(tmp_path, cli):
     with pytest.raises(AstrogenError, match="no such file"):
         main(["--debug", "info", str(tmp_path / "missing.h5")])
+
+
+def test_simulate_shards_then_merge(tmp_path, cli):
+    common = ["--n", "300", "--seed", "2", "--set", "size=16", "--set", "n_blobs=10"]
+    assert cli("simulate", "blobs", *common, "--out", str(tmp_path / "whole.h5"))[0] == 0
+    (tmp_path / "shards").mkdir()
+    for i in range(3):
+        code, stdout, _ = cli("simulate", "blobs", *common, "--shard", f"{i}/3",
+                              "-o", str(tmp_path / "shards" / f"part-{i}.h5"))
+        assert code == 0 and f"wrote shard {i}/3" in stdout
+    assert "samples 256 to 299 of 300" in stdout
+    parts = sorted(map(str, (tmp_path / "shards").glob("part-*.h5")))
+    for flags in ([], ["--virtual"]):
+        out = tmp_path / f"set{len(flags)}.h5"
+        code, stdout, _ = cli("merge", *parts, "-o", str(out), *flags)
+        assert code == 0 and "wrote 300 samples from 3 files" in stdout
+        with FieldSet(tmp_path / "whole.h5") as whole, FieldSet(out) as merged:
+            np.testing.assert_array_equal(merged[:].images, whole[:].images)
+            np.testing.assert_array_equal(merged.params["x0"], whole.params["x0"])
+    assert_user_error(cli, "missing shard(s) 1 of 3", "merge", parts[0], parts[2], "-o", str(tmp_path / "x.h5"))
+    assert_user_error(cli, "exists", "merge", *parts, "-o", str(tmp_path / "set0.h5"))
+
+
+@pytest.mark.parametrize(("text", "match"), [("1-3", "--shard expects I/N"), ("a/3", "--shard expects I/N"),
+                                             ("-1/3", "--shard expects I/N"), ("3/3", "0 <= index < count"),
+                                             ("0/4", "at most 3 shards")])
+def test_bad_shard_text_is_refused(tmp_path, cli, text, match):
+    out = tmp_path / "x.h5"
+    assert_user_error(cli, match, "simulate", "blobs", "--n", "300", "--shard", text, "--out", str(out))
+    assert not out.exists()

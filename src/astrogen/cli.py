@@ -55,10 +55,12 @@ def simulate(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value (repeatable).")] = None,
     compression: Compression = "none",
     overwrite: Overwrite = False,
+    shard: Annotated[str | None, typer.Option(
+        help="Write only shard I of N (e.g. 3/10) of the set; `astrogen merge` joins the shards.")] = None,
 ) -> None:
     """Simulate a training set into a FieldSet. NAME is a simulator or a preset (configs/*.yaml)."""
     from astrogen.config import SimulationPreset, load_preset, parse_overrides
-    from astrogen.sims import available, get_simulator, simulate_to_file
+    from astrogen.sims import Shard, available, get_simulator, simulate_to_file
 
     if name == "list":
         for sim in available():
@@ -68,13 +70,47 @@ def simulate(
         raise AstrogenError("simulate needs --out FILE")
     is_preset = name.lower().endswith((".yaml", ".yml"))
     preset = load_preset(name) if is_preset else SimulationPreset(simulator=name)
-    config = get_simulator(preset.simulator, {**preset.config, **parse_overrides(set_ or [])}).config
+    simulator = get_simulator(preset.simulator, {**preset.config, **parse_overrides(set_ or [])})
     n = n or preset.n or 1000
+    part = None if shard is None else Shard.of(*_parse_shard(shard), n=n, block_size=simulator.block_size)
     path = simulate_to_file(
-        preset.simulator, n, out, seed=seed if seed is not None else preset.seed or 0, config=config,
+        preset.simulator, n, out, seed=seed if seed is not None else preset.seed or 0, config=simulator.config,
         compression=_compression(compression), overwrite=overwrite, progress=True,
+        shard=None if part is None else (part.index, part.count),
     )
-    console.print(f"wrote {n} {preset.simulator} samples to {path}")
+    if part is None:
+        console.print(f"wrote {n} {preset.simulator} samples to {path}")
+    else:
+        console.print(f"wrote shard {part.index}/{part.count} of {preset.simulator} (samples {part.start} to "
+                      f"{part.stop - 1} of {n}) to {path}")
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    """``"3/10"`` -> ``(3, 10)``."""
+    index, sep, count = text.partition("/")
+    if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+        raise AstrogenError(f"--shard expects I/N with whole numbers 0 <= I < N (e.g. 3/10), got {text!r}")
+    return int(index), int(count)
+
+
+@app.command()
+def merge(
+    shards: Annotated[list[Path], typer.Argument(help="FieldSet files to join, e.g. shards/part-*.h5.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged FieldSet file (.h5).")],
+    virtual: Annotated[bool, typer.Option(
+        "--virtual", help="Write HDF5 virtual datasets over the shards (keep them beside it) instead of a copy.")
+    ] = False,
+    compression: Compression = "none",
+    overwrite: Overwrite = False,
+) -> None:
+    """Join FieldSet files, e.g. the shards of `simulate --shard I/N`, into one set (sorted by shard index)."""
+    from astrogen.data import FieldSet, merge_fieldsets
+
+    path = merge_fieldsets(shards, out, virtual=virtual, overwrite=overwrite, progress=True,
+                           compression=_compression(compression))
+    with FieldSet(path) as fs:
+        console.print(f"wrote {len(fs)} samples from {len(shards)} files to {path}"
+                      + (" (virtual: reads from the shard files)" if virtual else ""))
 
 
 @app.command()

@@ -11,7 +11,9 @@ Layout of a FieldSet file::
 Writes are atomic: a `FieldSetWriter` writes to a hidden ``.NAME.PID.partial`` file beside the target
 and renames it on success; the ``complete`` attribute is set only then, so an interrupted write never
 leaves a file that looks complete. Readers are lazy (h5py) and reject NaN/inf and inconsistent shapes
-with an error naming the dataset and the sample index.
+with an error naming the dataset and the sample index. The datasets may be HDF5 virtual datasets over
+other FieldSet files (`astrogen.data.merge_fieldsets(..., virtual=True)`); readers refuse such a file
+when a source file is missing.
 """
 
 from __future__ import annotations
@@ -122,6 +124,22 @@ def _partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
+def _write_header(file: h5py.File, meta: FieldMeta) -> None:
+    """Format marker, ``complete = False`` and the metadata attributes of a FieldSet being written."""
+    file.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "complete": False})
+    file.attrs.update(meta.to_attrs())
+    file.attrs["astrogen_version"] = __version__
+
+
+def _commit(file: h5py.File, tmp: Path, path: Path) -> None:
+    """Mark the open partial file ``tmp`` complete, close it, and move it to ``path`` atomically."""
+    file.attrs["complete"] = True
+    file.close()
+    with open(tmp, "rb+") as handle:  # data on disk before the rename makes it visible
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 class FieldSetWriter:
     """Create a FieldSet file and append samples to it in batches (sets larger than RAM are fine).
 
@@ -184,9 +202,7 @@ class FieldSetWriter:
 
     def _init_file(self, meta: FieldMeta, param_units: Mapping[str, str], compression: str | None):
         f = self._file
-        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "complete": False})
-        f.attrs.update(meta.to_attrs())
-        f.attrs["astrogen_version"] = __version__
+        _write_header(f, meta)
         opts = {"compression": compression, "shuffle": compression is not None}
         if compression == "gzip":
             opts["compression_opts"] = 4
@@ -250,11 +266,7 @@ class FieldSetWriter:
         if self.n == 0:
             self.abort()
             raise DataError(f"{self.path}: no samples were written")
-        self._file.attrs["complete"] = True
-        self._file.close()
-        with open(self._tmp, "rb+") as handle:  # data on disk before the rename makes it visible
-            os.fsync(handle.fileno())
-        os.replace(self._tmp, self.path)
+        _commit(self._file, self._tmp, self.path)
         return FieldSet(self.path)
 
     def abort(self) -> None:
@@ -314,10 +326,26 @@ class FieldSet:
         self.param_units = {
             name: column.attrs["unit"] for name, column in f.get("params", {}).items() if "unit" in column.attrs
         }
+        self._check_virtual_sources()
         for name, values in self.params.items():
             if values.shape != (n,):
                 raise DataError(f"{where}: params/{name} has shape {values.shape}, expected ({n},)")
             check_finite(values, f"{where}: params/{name}")
+
+    def _check_virtual_sources(self) -> None:
+        """Refuse a virtual FieldSet (see `merge_fieldsets`) whose source files are gone.
+
+        HDF5 would read a missing source's samples as the fill value; relative source paths are
+        resolved from this file's folder, as HDF5 does.
+        """
+        datasets = [self.images, self.masks, *self._file.get("params", {}).values()]
+        files = {src.file_name for d in datasets if d is not None and d.is_virtual for src in d.virtual_sources()}
+        for name in sorted(files - {"."}):
+            if not (self.path.parent / name).is_file():
+                raise InputFileError(
+                    f"{self.path}: virtual FieldSet reads from {name}, which is missing "
+                    f"(keep the shard files at the same place relative to the merged file)"
+                )
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> FieldSet:

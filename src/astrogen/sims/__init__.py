@@ -6,6 +6,7 @@ import astrogen.sims.matter
 import astrogen.sims.microwave_sky  # noqa: F401  (registers the simulator)
 from astrogen.sims import blobs  # noqa: F401  (registers the simulator)
 from astrogen.sims.base import (
+    Shard,
     SimSpec,
     Simulator,
     available,
@@ -16,6 +17,7 @@ from astrogen.sims.base import (
 )
 
 __all__ = [
+    "Shard",
     "SimSpec",
     "Simulator",
     "available",

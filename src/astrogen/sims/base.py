@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from astrogen import __version__
 from astrogen.config import validate_config
 from astrogen.data.fieldset import Batch, FieldMeta, FieldSetWriter
-from astrogen.errors import DataError, UnknownNameError
+from astrogen.errors import ConfigError, DataError, UnknownNameError
 from astrogen.progress import progress_bar
 
 _REGISTRY: dict[str, type[Simulator]] = {}
@@ -82,17 +82,28 @@ def _block_rng(seed: int, block: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block,)))
 
 
-def iter_blocks(simulator: Simulator, n: int, seed: int, progress: bool = False) -> Iterator[Batch]:
-    """Yield the ``n`` samples of seed ``seed`` as consecutive batches of at most ``block_size``."""
+def iter_blocks(
+    simulator: Simulator, n: int, seed: int, progress: bool = False, blocks: range | None = None
+) -> Iterator[Batch]:
+    """Yield samples of the ``n``-sample set of seed ``seed`` as consecutive batches of at most ``block_size``.
+
+    ``blocks`` picks a range of block indices (block ``b`` holds samples ``b * block_size`` up to
+    ``(b + 1) * block_size``, the last one cut at ``n``); default: all blocks, i.e. the whole set.
+    """
     if n < 1:
         raise DataError(f"number of samples must be >= 1, got {n}")
     if seed < 0:
         raise DataError(f"seed must be >= 0, got {seed}")
     size = simulator.block_size
-    with progress_bar(n, f"simulating {simulator.name}", enabled=progress) as advance:
-        for block, start in enumerate(range(0, n, size)):
+    n_blocks = -(-n // size)
+    blocks = range(n_blocks) if blocks is None else blocks
+    if blocks.step != 1 or not 0 <= blocks.start <= blocks.stop <= n_blocks:
+        raise DataError(f"block range {blocks} is not a contiguous part of the set's {n_blocks} blocks")
+    total = min(blocks.stop * size, n) - min(blocks.start * size, n)
+    with progress_bar(total, f"simulating {simulator.name}", enabled=progress) as advance:
+        for block in blocks:
             batch = simulator.simulate_block(_block_rng(seed, block), size)
-            keep = min(size, n - start)
+            keep = min(size, n - block * size)
             yield Batch(
                 batch.images[:keep],
                 {k: v[:keep] for k, v in batch.params.items()},
@@ -101,14 +112,47 @@ def iter_blocks(simulator: Simulator, n: int, seed: int, progress: bool = False)
             advance(keep)
 
 
-def _meta(simulator: Simulator, seed: int) -> FieldMeta:
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` of an ``n``-sample set: a contiguous range of whole blocks.
+
+    Shard ``i`` holds blocks ``i * B // count`` up to ``(i + 1) * B // count`` of the set's ``B`` blocks,
+    so shards ``0..count-1`` concatenated in order are the unsharded set, bit for bit.
+    """
+
+    index: int
+    count: int
+    blocks: range
+    start: int
+    stop: int
+
+    @classmethod
+    def of(cls, index: int, count: int, n: int, block_size: int) -> Shard:
+        """Shard ``index`` of ``count`` of ``n`` samples in blocks of ``block_size`` (ConfigError if impossible)."""
+        n_blocks = -(-n // block_size)
+        if count < 1 or not 0 <= index < count:
+            raise ConfigError(f"shard {index}/{count}: need 0 <= index < count")
+        if count > n_blocks:
+            raise ConfigError(
+                f"shard {index}/{count}: {n} samples make only {n_blocks} blocks of {block_size}; "
+                f"use at most {n_blocks} shards"
+            )
+        blocks = range(index * n_blocks // count, (index + 1) * n_blocks // count)
+        return cls(index, count, blocks, blocks.start * block_size, min(blocks.stop * block_size, n))
+
+
+def _meta(simulator: Simulator, seed: int, shard: Shard | None = None, n: int | None = None) -> FieldMeta:
+    provenance = {"astrogen_version": __version__, "made_by": "astrogen.sims.simulate_to_file"}
+    if shard is not None:
+        provenance["shard"] = {"index": shard.index, "count": shard.count, "start": shard.start,
+                               "stop": shard.stop, "n_total": n, "seed": seed}
     return replace(
         simulator.spec().meta,
         simulator=simulator.name,
         simulator_version=simulator.version,
         config=simulator.config.model_dump(mode="json"),
         seed=seed,
-        provenance={"astrogen_version": __version__, "made_by": "astrogen.sims.simulate_to_file"},
+        provenance=provenance,
     )
 
 
@@ -132,20 +176,27 @@ def simulate_to_file(
     compression: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> Path:
-    """Simulate ``n`` samples block by block into the FieldSet file ``out`` (written atomically)."""
+    """Simulate ``n`` samples block by block into the FieldSet file ``out`` (written atomically).
+
+    ``shard=(i, count)`` writes only shard ``i`` of ``count`` of the ``n``-sample set (see `Shard`; needs
+    ``count <=`` the number of blocks) and records it in the file's provenance under ``"shard"``
+    (index, count, start, stop, n_total, seed), which `astrogen.data.merge_fieldsets` checks.
+    """
     simulator = get_simulator(name, config)
     spec = simulator.spec()
+    part = None if shard is None else Shard.of(*shard, n=n, block_size=simulator.block_size)
     with FieldSetWriter(
         out,
         spec.sample_shape,
-        _meta(simulator, seed),
+        _meta(simulator, seed, part, n),
         param_names=spec.param_names,
         param_units=spec.param_units,
         mask_shape=spec.mask_shape,
         compression=compression,
         overwrite=overwrite,
     ) as writer:
-        for batch in iter_blocks(simulator, n, seed, progress):
+        for batch in iter_blocks(simulator, n, seed, progress, None if part is None else part.blocks):
             writer.append(batch.images, batch.params, batch.masks)
     return Path(out)
