@@ -262,18 +262,29 @@ def sample_(
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    devices: Annotated[int, typer.Option(min=1, help="Processes per node, e.g. one per GPU; same samples as 1.")]
+    = 1,
+    num_nodes: Annotated[int, typer.Option(min=1, help="Machines (e.g. SLURM nodes).")] = 1,
     compression: Compression = "none",
     overwrite: Overwrite = False,
 ) -> None:
-    """Generate samples from a trained model (diffusion, GAN or VAE) into a FieldSet in physical units."""
+    """Generate samples from a trained model (diffusion, GAN or VAE) into a FieldSet in physical units.
+
+    With --devices N the samples are split across N processes (batch b always draws from the same seed), and
+    joined into one FieldSet: the file one process writes.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
     from astrogen.generate import sample_to_file
 
     path = sample_to_file(
         checkpoint, out, n=n, sampler=sampler, steps=steps, cond=_parse_conditions(cond or []),
         cond_from=cond_from, guidance=guidance, seed=seed, batch_size=batch_size, device=device,
         compression=_compression(compression), overwrite=overwrite, progress=True, inputs_from=inputs_from,
+        devices=devices, num_nodes=num_nodes,
     )
-    console.print(f"wrote samples to {path}")
+    if rank_zero_only.rank == 0:
+        console.print(f"wrote samples to {path}")
 
 
 @app.command("evaluate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import shutil
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 
 from astrogen import __version__
 from astrogen.data import FieldMeta, FieldSet, FieldSetWriter
+from astrogen.data.merge import merge_fieldsets
 from astrogen.errors import ConfigError, InputFileError
 from astrogen.progress import progress_bar
 
@@ -95,6 +97,8 @@ def sample_to_file(
     overwrite: bool = False,
     progress: bool = False,
     inputs_from: str | os.PathLike | None = None,
+    devices: int = 1,
+    num_nodes: int = 1,
 ) -> Path:
     """Sample a diffusion, GAN or VAE checkpoint into a FieldSet, streamed to disk batch by batch.
 
@@ -103,11 +107,26 @@ def sample_to_file(
     apply to diffusion models; image-to-image GANs (pixgan, vaegan) map the first ``n`` maps of the
     FieldSet ``inputs_from`` (physical units, the training channels). Batch ``b`` draws from seed
     ``batch_seed(seed, b)``, so the same seed and batch size give the same samples.
+
+    ``devices`` x ``num_nodes`` > 1 launches that many processes (Lightning Fabric, DDP; ``device`` names the
+    accelerator): each samples a contiguous range of batches into a part file next to ``out``, and rank 0
+    joins the parts into ``out`` (the samples one process writes) and deletes them.
     """
     from astrogen.models.diffusion import DiffusionModule
 
     if n is not None and n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
+    out = Path(out)
+    rank, world, fabric = 0, devices * num_nodes, None
+    if world > 1:
+        if out.exists() and not overwrite:
+            raise InputFileError(f"{out}: file exists (choose another name or overwrite it)")
+        from lightning.fabric import Fabric
+
+        fabric = Fabric(accelerator="cuda" if device == "cuda" else device, devices=devices, num_nodes=num_nodes,
+                        strategy="ddp")
+        fabric.launch()
+        rank, device = fabric.global_rank, fabric.device
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     module = load_model(checkpoint, device)
     diffusion = isinstance(module, DiffusionModule)
@@ -130,17 +149,28 @@ def sample_to_file(
         "trained_on": {"simulator": meta.simulator, "config": meta.config, "seed": meta.seed},
         "astrogen_version": __version__,
     })
+    n_batches = -(-n // batch_size)
+    if n_batches < world:
+        raise ConfigError(f"{n} samples in batches of {batch_size} are {n_batches} batches, fewer than the {world} "
+                          "processes: use a smaller batch size or fewer devices")
+    mine = range(rank * n_batches // world, (rank + 1) * n_batches // world)
+    parts = out.with_name(f".{out.name}.parts")
+    target = out if world == 1 else parts / f"part-{rank:05d}.h5"
+    if world > 1:
+        parts.mkdir(exist_ok=True)
+    n_mine = min(n, mine.stop * batch_size) - mine.start * batch_size
     try:
-        with FieldSetWriter(out, module.hparams.image_shape, meta, param_names=names, compression=compression,
-                            overwrite=overwrite) as writer, progress_bar(n, "sampling", progress) as advance:
-            for b, start in enumerate(range(0, n, batch_size)):
-                rows = values[start : start + batch_size]
+        with FieldSetWriter(target, module.hparams.image_shape, meta, param_names=names, compression=compression,
+                            overwrite=overwrite or world > 1) as writer, \
+                progress_bar(n_mine, "sampling", progress and rank == 0) as advance:
+            for b in mine:
+                rows = values[b * batch_size : (b + 1) * batch_size]
                 generator = torch.Generator().manual_seed(batch_seed(seed, b))
                 if diffusion:
                     images = module.generate(len(rows), sampler, steps, torch.from_numpy(rows) if names else None,
                                              guidance, generator)
                 elif inputs is not None:
-                    maps = torch.from_numpy(inputs[start : start + len(rows)].images)
+                    maps = torch.from_numpy(inputs[b * batch_size : b * batch_size + len(rows)].images)
                     images = module.generate(None, generator, maps)
                 else:
                     images = module.generate(len(rows), generator)
@@ -149,4 +179,10 @@ def sample_to_file(
     finally:
         if inputs is not None:
             inputs.close()
-    return Path(out)
+    if fabric is not None:
+        fabric.barrier()
+        if rank == 0:
+            merge_fieldsets(sorted(parts.glob("part-*.h5")), out, overwrite=overwrite, compression=compression)
+            shutil.rmtree(parts)
+        fabric.barrier()
+    return out

@@ -10,8 +10,10 @@ import torch
 import yaml
 
 from astrogen import distributed
+from astrogen.data import FieldSet
 from astrogen.distributed import EpochOrder, GlobalBatchSampler, draw_rows, item_keys
 from astrogen.errors import ConfigError
+from astrogen.generate import sample_to_file
 from astrogen.sims import simulate_to_file
 from astrogen.train import train
 
@@ -94,3 +96,20 @@ def test_ddp_on_two_processes_matches_one_process_with_the_same_global_batch(tmp
     assert a.keys() == b.keys() and any(k.startswith("ema.") for k in a)
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_sampling_on_two_processes_writes_the_samples_of_one(tmp_path):
+    data = simulate_to_file("blobs", 16, tmp_path / "blobs.h5", seed=0, config={"n_blobs": 1, "size": 16, "fwhm": 4})
+    run = train({"data": {"path": str(data), "batch_size": 4, "val_fraction": 0.25},
+                 "model": {"channels": [16, 16], "attention_levels": 1, "layers_per_block": 1},
+                 "trainer": {"out": str(tmp_path / "run"), "max_steps": 1, "accelerator": "cpu"}}, progress=False)
+    one = sample_to_file(run.checkpoint, tmp_path / "one.h5", n=7, steps=2, seed=3, batch_size=2, device="cpu")
+    done = subprocess.run([sys.executable, str(ASTROGEN), "sample", str(run.checkpoint), "-o", str(tmp_path / "two.h5"),
+                           "-n", "7", "--steps", "2", "--seed", "3", "--batch-size", "2", "--device", "cpu",
+                           "--devices", "2"], env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote samples") == 1
+    with FieldSet(one) as a, FieldSet(tmp_path / "two.h5") as b:
+        np.testing.assert_array_equal(b[:].images, a[:].images)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blobs.h5", "one.h5", "run", "two.h5"]  # parts removed
