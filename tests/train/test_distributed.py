@@ -1,5 +1,6 @@
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,18 @@ def test_sampling_on_two_processes_writes_the_samples_of_one(tmp_path):
     with FieldSet(one) as a, FieldSet(tmp_path / "two.h5") as b:
         np.testing.assert_array_equal(b[:].images, a[:].images)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blobs.h5", "one.h5", "run", "two.h5"]  # parts removed
+
+
+@pytest.mark.parametrize("option", ["channels_last", "compile"])
+def test_speed_options_train_and_keep_checkpoints_loadable(tmp_path, option):
+    from astrogen.generate import load_diffusion
+
+    data = simulate_to_file("blobs", 16, tmp_path / "blobs.h5", seed=0, config={"n_blobs": 1, "size": 16, "fwhm": 4})
+    if option == "compile" and not shutil.which("cc") and not shutil.which("gcc"):
+        pytest.skip("torch.compile on CPU needs a C compiler")
+    run = train({"data": {"path": str(data), "batch_size": 4, "val_fraction": 0.25},
+                 "model": {"channels": [16, 16], "attention_levels": 1, "layers_per_block": 1},
+                 "trainer": {"out": str(tmp_path / "run"), "max_steps": 2, "accelerator": "cpu", option: True}},
+                progress=False)
+    assert np.isfinite(run.metrics["train/loss"])
+    assert load_diffusion(run.checkpoint).generate(2, "dpm", 2).shape == (2, 1, 16, 16)

@@ -478,7 +478,7 @@ def _callbacks(cfg) -> list:
 
 for _kind in GAN_KINDS:
     register_task(_kind, Task(GANTrainConfig, _build, monitor=None, clip_gradients=False, callbacks=_callbacks,
-                              unused_parameters=True))
+                              unused_parameters=True, compilable=False))
 
 __all__ = ["ConvEncoder", "Critic", "DCGenerator", "GANModule", "GANTrainConfig", "LinearChannel", "ScaledTanh",
            "UNetGenerator", "VAEGenerator", "gradient_penalty", "kl_divergence", "prepare_data",
