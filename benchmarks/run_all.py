@@ -6,7 +6,8 @@ fails. ``results.md`` starts with the machine (CPU model, cores, load, torch ver
 a summary table of the ``headline:`` lines each script prints, then per benchmark its command, start
 time, wall time, exit status and output. The file is rewritten atomically after every benchmark, so an
 interrupted run leaves the benchmarks finished so far. Exits 1 if any benchmark failed. Run:
-``.venv/bin/python benchmarks/run_all.py [--out benchmarks/results.md] [--only stats matter]``
+``.venv/bin/python benchmarks/run_all.py [--out benchmarks/results.md] [--only stats matter] [--note TEXT]``
+(``make bench BENCH_ARGS="--only stats"`` passes these on).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def run(script: Path) -> dict:
     path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    load = os.getloadavg()[0]  # the machine may be shared: other jobs slow every figure down
     print(f"== {script.name}", flush=True)
     lines = []
     start = time.perf_counter()
@@ -75,7 +77,7 @@ def run(script: Path) -> dict:
         tail = list(deque(stderr, maxlen=STDERR_LINES)) if process.returncode else []
         if tail:
             sys.stderr.writelines(tail)
-    return {"name": script.stem, "command": " ".join(["python", *command[1:]]), "started": started,
+    return {"name": script.stem, "command": " ".join(["python", *command[1:]]), "started": started, "load": load,
             "seconds": time.perf_counter() - start, "returncode": process.returncode, "lines": lines,
             "stderr": [line.rstrip("\n") for line in tail]}
 
@@ -92,8 +94,8 @@ def render(results: list[dict], header: list[str], pending: list[str]) -> str:
         out.append(f"| {r['name']} | {status} | {r['seconds']:.0f} | {figures} |")
     out += [f"| {name} | not run | | |" for name in pending]
     for r in results:
-        out += ["", f"## {r['name']}", "", f"`{r['command']}`: started {r['started']}, {r['seconds']:.1f} s, "
-                f"exit {r['returncode']}", "", "```", *r["lines"], "```"]
+        out += ["", f"## {r['name']}", "", f"`{r['command']}`: started {r['started']} (load average {r['load']:.2f}), "
+                f"{r['seconds']:.1f} s, exit {r['returncode']}", "", "```", *r["lines"], "```"]
         if r["stderr"]:
             out += ["", f"last {len(r['stderr'])} lines of stderr:", "", "```", *r["stderr"], "```"]
     return "\n".join(out) + "\n"
