@@ -1,8 +1,8 @@
 """Run every ``benchmarks/bench_*.py`` (or those named) and write their printed lines to ``results.md``.
 
-Each script runs as a subprocess with its quick defaults; its stdout is echoed live and recorded, its
-stderr (warnings, Lightning's banners) goes to the terminal and only its last lines are recorded when it
-fails. ``results.md`` starts with the machine (CPU model, cores, load, torch version, device, threads),
+Each script runs as a subprocess with its quick defaults; its stdout is echoed live and recorded; its
+stderr (warnings, Lightning's banners) is kept aside and, only when the script fails, its last lines are
+shown and recorded. ``results.md`` starts with the machine (CPU model, cores, load, torch version, device, threads),
 a summary table of the ``headline:`` lines each script prints, then per benchmark its command, start
 time, wall time, exit status and output. The file is rewritten atomically after every benchmark, so an
 interrupted run leaves the benchmarks finished so far. Exits 1 if any benchmark failed. Run:
