@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 import torch
-from _timing import timed
+from _timing import headline, timed
 
 from astrogen.stats.compare import DEFAULT_STATS, REGISTRY, SetInfo, compare
 from astrogen.stats.power import power_spectrum
@@ -73,6 +73,10 @@ def main() -> None:
     print(f"per-map loop of the same statistics on {len(maps)} maps: {loop_seconds:.2f} s = {1e3 * per_map_loop:.2f} "
           f"ms/map vs {1e3 * per_map_batched:.2f} ms/map batched (with bootstrap): ratio "
           f"{per_map_loop / per_map_batched:.1f}x")
+    headline(f"P(k) of {args.n} maps", batched, "s")
+    headline("P(k) batched / loop speed", looped / batched, "x")
+    headline(f"scorecard {args.n_score} vs {args.n_score}", seconds, "s")
+    headline("scorecard batched / loop speed", per_map_loop / per_map_batched, "x")
 
 if __name__ == "__main__":
     main()

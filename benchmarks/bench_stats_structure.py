@@ -13,6 +13,7 @@ import argparse
 import time
 
 import numpy as np
+from _timing import headline
 from scipy import ndimage
 
 from astrogen.stats.clusters import clusters
@@ -48,14 +49,16 @@ def main() -> None:
         "clusters (1 threshold)": lambda x: clusters(x, periodic=True),
         "clusters (5 thresholds)": lambda x: clusters(x, thresholds=np.linspace(0, 2, 5), periodic=True),
     }
-    total = 0.0
+    total = total_loop = 0.0
     print(f"{args.n} maps of {args.size} x {args.size}, best of {args.repeat}")
     for name, job in jobs.items():
         batched = best_time(lambda job=job: job(maps), args.repeat)
         looped = best_time(lambda job=job: [job(maps[i : i + 1]) for i in range(args.n_loop)], 1) * args.n / args.n_loop
-        total += batched
+        total, total_loop = total + batched, total_loop + looped
         print(f"{name:28s} {batched:7.3f} s   per-map loop {looped:7.2f} s   ratio {looped / batched:6.1f}")
-    print(f"{'total':28s} {total:7.3f} s")
+    print(f"{'total':28s} {total:7.3f} s   per-map loop {total_loop:7.2f} s   ratio {total_loop / total:6.1f}")
+    headline(f"all six on {args.n} maps", total, "s")
+    headline("batched / per-map loop speed", total_loop / total, "x")
 
 
 if __name__ == "__main__":
