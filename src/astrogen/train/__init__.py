@@ -220,7 +220,7 @@ def build_module(cfg: TrainConfig) -> tuple[DiffusionModule, int, int]:
 def build_trainer(cfg: BaseModel, progress: bool = True, callbacks: list | None = None) -> L.Trainer:
     """The Lightning Trainer for ``cfg``: precision, checkpoints (best on the task's monitored metric and
     last), CSV and TensorBoard logs, gradient clipping, step-based validation and a wall-clock budget."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     task = get_task(cfg.kind)
@@ -232,6 +232,8 @@ def build_trainer(cfg: BaseModel, progress: bool = True, callbacks: list | None 
         strategy += "_find_unused_parameters_true"
     callbacks = [checkpoint, ReseedAtTrainStart(cfg.trainer.seed), *(task.callbacks(cfg) if task.callbacks else []),
                  *(callbacks or [])]
+    if progress:  # each refresh reads the logged losses (a host sync): every 10 steps, not every step
+        callbacks.append(TQDMProgressBar(refresh_rate=min(10, cfg.trainer.log_every_steps)))
     return L.Trainer(
         default_root_dir=out,
         max_steps=cfg.trainer.max_steps,
