@@ -91,6 +91,8 @@ class GlobalBatchSampler(BatchSampler):
         if self.batch_size % size:
             raise ConfigError(f"data.batch_size {self.batch_size} (the global batch) is not divisible by the "
                               f"{size} training processes")
+        if len(self.sampler) < size:
+            raise ConfigError(f"{len(self.sampler)} samples cannot be split across {size} processes")
         for batch in super().__iter__():
             rows = np.asarray(batch[rank::size], dtype=np.int64)
             if len(rows):

@@ -3,6 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from astrogen.errors import ConfigError, InputFileError
 from astrogen.models.gan import GANModule
@@ -11,7 +12,7 @@ from astrogen.train.callbacks import ConvergenceStop, ModeCollapseWarning, batch
 
 def feed(stop: ConvergenceStop, g, d) -> int | None:
     """Feed per-step losses (generator every other step, as with n_critic = 2); the step it stops at."""
-    trainer = SimpleNamespace(should_stop=False, global_step=0)
+    trainer = SimpleNamespace(should_stop=False, global_step=0, strategy=SingleDeviceStrategy("cpu"))
     for step, d_value in enumerate(d):
         trainer.global_step = step
         losses = {"d_loss": d_value, **({"g_loss": g[step // 2]} if step % 2 == 0 else {})}

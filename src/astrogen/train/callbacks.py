@@ -50,7 +50,9 @@ class ConvergenceStop(L.Callback):
         return all(plateaued(self.history[k], self.window, self.rtol) for k in self.keys)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if isinstance(outputs, dict) and self.update(outputs):
+        converged = isinstance(outputs, dict) and self.update(outputs)
+        # Each rank sees its own losses: stop when all agree, or a lone stopping rank would hang the others.
+        if trainer.strategy.reduce_boolean_decision(converged, all=True):
             self.stopped_at = trainer.global_step
             trainer.should_stop = True
 
