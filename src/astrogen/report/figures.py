@@ -168,7 +168,7 @@ def marginal_figure(real: tuple[np.ndarray, np.ndarray, np.ndarray], gen: tuple[
             lo, hi = (np.percentile(finite, [1, 100]) if finite.size else (None, None))
             for ax, image, title in zip(axes[c, 2:], logs, ("real", "generated")):
                 ax.imshow(image, vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
-                ax.set_title(f"{name}: log10 <P(k)> 2D, {title}")
+                ax.set_title(f"{name}: log10 <P(kx, ky)>, {title}")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.grid(False)
