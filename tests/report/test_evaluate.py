@@ -108,7 +108,8 @@ def test_evaluate_holds_one_batch_not_the_sets(tmp_path):
 def test_morphology_is_measured_on_a_bounded_number_of_stamps_across_batches(tmp_path, monkeypatch):
     import importlib
 
-    evaluate_module = importlib.import_module("astrogen.report.evaluate")  # the module, not the function
+    # the modules, not the functions of the same names that their packages export
+    evaluate_module = importlib.import_module("astrogen.report.evaluate")
     rng = np.random.default_rng(0)
     y, x = np.mgrid[:24, :24] - 11.5
     widths = rng.uniform(1.5, 3.0, size=(20, 1, 1, 1))
@@ -117,8 +118,7 @@ def test_morphology_is_measured_on_a_bounded_number_of_stamps_across_batches(tmp
     z = widths.ravel()
     real = write(tmp_path / "real.h5", stamps[:10], ["g", "r"], units="nJy", z=z[:10])
     gen = write(tmp_path / "gen.h5", stamps[10:], ["g", "r"], units="nJy", z=z[10:])
-    import astrogen.stats.morphology as morphology_module
-
+    morphology_module = importlib.import_module("astrogen.stats.morphology")
     measured, measure = [], morphology_module.morphology
     monkeypatch.setattr(morphology_module, "morphology", lambda maps, **kw: measured.append(len(maps)) or measure(
         maps, **kw))
