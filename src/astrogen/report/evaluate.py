@@ -250,7 +250,7 @@ def _collector(x: Inputs, drawn: list[str], judge, advance: Callable[[int], None
         mine = kept[which]
         have = sum(map(len, mine["samples"]))
         if have < N_SHOW:
-            mine["samples"].append(batch[: N_SHOW - have])
+            mine["samples"].append(batch[: N_SHOW - have].copy())  # a view would keep the whole batch
         for name in drawn:
             SECTIONS[name][0](batch, results, ctx, x, mine)
         if judge is not None and which == "generated":
