@@ -220,7 +220,7 @@ def evaluate_(
     stats: Annotated[str | None, typer.Option(help="Comma-separated statistics, e.g. power,peaks (default: all).")]
     = None,
     n_max: Annotated[int, typer.Option(min=2, help="Maps read from each set at most (random subset, streamed in "
-                                                   "batches: memory does not grow with it).")] = 1000,
+                                                   "batches of 256).")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the subset draw and the bootstrap.")] = 0,
     condition: Annotated[str | None, typer.Option(help="Parameter whose bins show morphology intervals.")] = None,
     judge: Annotated[Path | None, typer.Option(help="Redshift-CNN checkpoint scoring the generated set's "
