@@ -294,7 +294,8 @@ def evaluate_(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for report.html and scorecard.json.")],
     stats: Annotated[str | None, typer.Option(help="Comma-separated statistics, e.g. power,peaks (default: all).")]
     = None,
-    n_max: Annotated[int, typer.Option(min=2, help="Maps read from each set at most (random subset).")] = 1000,
+    n_max: Annotated[int, typer.Option(min=2, help="Maps read from each set at most (random subset, streamed in "
+                                                   "batches of 256).")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the subset draw and the bootstrap.")] = 0,
     condition: Annotated[str | None, typer.Option(help="Parameter whose bins show morphology intervals.")] = None,
     judge: Annotated[Path | None, typer.Option(help="Redshift-CNN checkpoint scoring the generated set's "

@@ -63,3 +63,67 @@ def test_evaluate_end_to_end(tmp_path, cli):
     assert code == 0 and "FAIL" in out
     text = (tmp_path / "steep" / "report.html").read_text()
     assert "Power spectrum" in text and "Peaks" not in text
+
+
+def test_streamed_evaluate_equals_compare_on_the_same_maps(tmp_path):
+    """The streamed scorecard is the in-memory one: same subset, same distances and bootstrap errors."""
+    from astrogen.data import FieldSet
+    from astrogen.report import evaluate
+    from astrogen.stats.compare import DEFAULT_STATS, compare
+
+    real = write(tmp_path / "real.h5", gaussian_maps(40, 2, 32, -2, 0), ["kappa", "tsz"])
+    gen = write(tmp_path / "gen.h5", 1.1 * gaussian_maps(36, 2, 32, -2.5, 1), ["kappa", "tsz"])
+    # batches of 8 maps of a random subset of 30: several batches per set, the last one partial
+    result = evaluate(real, gen, tmp_path / "eval", n_max=30, seed=3, batch_size=8)
+    rng = np.random.default_rng(3)  # the subset evaluate draws: sorted random indices, real then generated
+    with FieldSet(real) as r, FieldSet(gen) as g:
+        maps = [fs[np.sort(rng.choice(len(fs), 30, replace=False))].images for fs in (r, g)]
+    expected = compare(*maps, stats=DEFAULT_STATS, pixel_size=2.0, seed=3, periodic=True)
+    assert [row.statistic for row in result.scorecard.rows] == list(DEFAULT_STATS)
+    for got, want in zip(result.scorecard.rows, expected.rows, strict=True):
+        assert got.distance == pytest.approx(want.distance, rel=1e-9, abs=1e-12), got.statistic
+        assert got.error == pytest.approx(want.error, rel=1e-9, abs=1e-12), got.statistic
+    assert result.scorecard.provenance["real_shape"] == [30, 2, 32, 32]
+
+
+def test_evaluate_holds_one_batch_not_the_sets(tmp_path):
+    """Traced peak memory stays below one set's maps (float32, as stored): the sets stream in batches."""
+    import tracemalloc
+
+    from astrogen.report import evaluate
+
+    maps = gaussian_maps(1024, 1, 96, -2, 0)
+    real, gen = write(tmp_path / "real.h5", maps[:512], ["kappa"]), write(tmp_path / "gen.h5", maps[512:], ["kappa"])
+    evaluate(real, gen, tmp_path / "warm", stats=["mean"], n_max=2)  # first imports allocate too
+    tracemalloc.start()
+    try:
+        evaluate(real, gen, tmp_path / "eval", stats=["power", "mean"], batch_size=16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Holding the maps would take 6x this (both sets, as read and as float64); figures take ~5 MiB.
+    assert peak < maps[:512].nbytes, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_morphology_is_measured_on_a_bounded_number_of_stamps_across_batches(tmp_path, monkeypatch):
+    import importlib
+
+    # the modules, not the functions of the same names that their packages export
+    evaluate_module = importlib.import_module("astrogen.report.evaluate")
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:24, :24] - 11.5
+    widths = rng.uniform(1.5, 3.0, size=(20, 1, 1, 1))
+    stamps = (100 * np.exp(-(x**2 + (y / 0.7) ** 2) / (2 * widths**2)) * np.array([0.5, 1.0])[:, None, None]
+              + rng.normal(size=(20, 2, 24, 24))).astype(np.float32)
+    z = widths.ravel()
+    real = write(tmp_path / "real.h5", stamps[:10], ["g", "r"], units="nJy", z=z[:10])
+    gen = write(tmp_path / "gen.h5", stamps[10:], ["g", "r"], units="nJy", z=z[10:])
+    morphology_module = importlib.import_module("astrogen.stats.morphology")
+    measured, measure = [], morphology_module.morphology
+    monkeypatch.setattr(morphology_module, "morphology", lambda maps, **kw: measured.append(len(maps)) or measure(
+        maps, **kw))
+    monkeypatch.setattr(evaluate_module, "MORPHOLOGY_MAX", 6)
+    result = evaluate_module.evaluate(real, gen, tmp_path / "eval", stats=["morphology"], condition="z", batch_size=4)
+    assert measured == [4, 2, 4, 2]  # per set: a whole batch of 4, then 2 of the next, then none
+    text = result.report.read_text()
+    assert "<h2>Morphology" in text and text.count("data:image/png") == 3  # samples, histograms, intervals

@@ -30,9 +30,11 @@ def test_sample_grid(rng):
     check_png(fig)
 
 
-@pytest.mark.parametrize("log", [False, True])
-def test_histogram_figure(rng, log):
+@pytest.mark.parametrize("log,per_channel", [(False, False), (True, False), (False, True)])
+def test_histogram_figure(rng, log, per_channel):
     edges = np.geomspace(0.1, 10, B + 1) if log else np.linspace(-3, 3, B + 1)
+    if per_channel:  # the scorecard's pixel_pdf bins: one row of edges per channel
+        edges = edges * np.arange(1, C + 1)[:, None]
     real = Result(edges=edges, density=rng.uniform(size=(N, C, B)), log=log)
     gen = Result(edges=edges, density=rng.uniform(size=(N, C, B)), log=log)
     fig = figures.histogram_figure(real, gen, CHANNELS, "uK")
@@ -40,6 +42,9 @@ def test_histogram_figure(rng, log):
     assert ("dP/d ln x" if log else "PDF [1/uK]") in labels(fig)
     assert [ax.get_yscale() for ax in fig.axes[:1]] == ["linear"] and fig.axes[-1].get_yscale() == "log"
     assert fig.axes[0].get_xscale() == ("log" if log else "linear")
+    last = np.atleast_2d(edges)[-1]  # the last panel is the last channel's
+    centres = np.sqrt(last[:-1] * last[1:]) if log else 0.5 * (last[:-1] + last[1:])
+    np.testing.assert_allclose(fig.axes[-1].lines[0].get_xdata(), centres)
     check_png(fig)
 
 
@@ -124,9 +129,15 @@ def test_binned_intervals_recovers_uniform_quantiles():
 
 
 def test_marginal_figure_sums_and_power_images(rng):
+    from astrogen.stats.peaks import marginal_sums
+    from astrogen.stats.power import power_image
+
+    def inputs(maps):
+        return (*marginal_sums(maps), power_image(maps).mean(0))
+
     real = np.zeros((4, C, 8, 8))
     real[:, :, :, 2] = 1.0  # a vertical line at x = 2: the sum over rows peaks there, the sum over columns is flat
-    fig = figures.marginal_figure(real, rng.normal(size=(5, C, 8, 8)), CHANNELS, "uK")
+    fig = figures.marginal_figure(inputs(real), inputs(rng.normal(size=(5, C, 8, 8))), CHANNELS, "uK")
     x_sums = fig.axes[0].lines[0].get_ydata()
     np.testing.assert_allclose(x_sums, [0, 0, 8, 0, 0, 0, 0, 0])
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), 1.0)

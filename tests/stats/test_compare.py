@@ -76,3 +76,28 @@ def test_structure_statistics_pass_halves_and_fail_a_different_set():
     other *= maps.std() / other.std()
     different = compare(maps[:100], other, stats=structure, n_bootstrap=50)
     assert not any(r.passed for r in different.rows), [(r.statistic, r.distance) for r in different.rows]
+
+
+def test_file_batches_read_a_sorted_subset_in_chunks_and_feed_observe(tmp_path):
+    from astrogen.data import FieldSet
+    from astrogen.stats.compare import FileBatches, compare_batches
+
+    maps = smooth_maps(40, seed=7).astype(np.float32)
+    path = write(tmp_path / "m.h5", maps)
+    index = np.r_[3:13, 20, 25, 31:39]  # runs of consecutive maps (read as slices) and scattered ones
+    with FieldSet(path) as fs:
+        batches = FileBatches(fs, batch_size=8, index=index)
+        got = list(batches)
+        assert [len(b) for b in got] == [8, 8, 4] and len(batches) == 3
+        assert all(b.dtype == np.float64 for b in got)
+        np.testing.assert_array_equal(np.concatenate(got), maps[index])
+        seen = []
+        card = compare_batches(batches, FileBatches(fs, batch_size=16), stats=("power", "mean"), n_bootstrap=20,
+                               pixel_size=0.5, observe=lambda which, b, results, ctx: seen.append(
+                                   (which, len(b), sorted(results), ctx["real"].n)))
+        with pytest.raises(DataError, match="increasing"):
+            FileBatches(fs, index=[5, 2])
+    assert seen == [("real", 8, ["mean", "power"], 20)] * 2 + [("real", 4, ["mean", "power"], 20)] + [
+        ("generated", 16, ["mean", "power"], 20)] * 2 + [("generated", 8, ["mean", "power"], 20)]
+    in_memory = compare(maps[index], maps, stats=("power", "mean"), n_bootstrap=20, pixel_size=0.5)
+    assert [r.distance for r in card.rows] == pytest.approx([r.distance for r in in_memory.rows], rel=1e-12)

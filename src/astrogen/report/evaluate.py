@@ -1,13 +1,18 @@
 """`evaluate`: compare a generated FieldSet with a real one and write the HTML report and scorecard.
 
 The glue between `astrogen.data.FieldSet`, `astrogen.stats` (the statistics and the scorecard) and the
-report figures; it owns no statistics of its own.
+report figures; it owns no statistics of its own. Both sets stream through
+`astrogen.stats.compare.compare_batches` in batches: each statistic is measured once per batch, the scorecard
+scores its per-map summaries and the figures are drawn from the same results. Memory holds one batch of maps,
+the per-map summaries and a few maps for the sample grid, however many maps are compared.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,22 +34,23 @@ if TYPE_CHECKING:
 DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean")
 REPORT_ONLY = ("morphology", "marginals")
 GALAXY_BANDS = frozenset("ugrizy")
+N_SHOW = 6  # maps of each set in the sample grid
+MORPHOLOGY_MAX = 1000  # stamps of each set measured for the morphology section (one photutils fit per stamp)
+
+Kept = dict[str, list]  # what the report keeps of one set: per key, one entry per batch
 
 
 @dataclass
 class Inputs:
-    """What every section needs: both sets of maps [N, C, H, W] and what their numbers mean."""
+    """What every section needs to know of the two sets (their maps stream past in batches)."""
 
-    real: np.ndarray
-    gen: np.ndarray
     channels: list[str]
     units: str
     pixel_size: float
     pixel_unit: str
     periodic: bool
-    sigma: np.ndarray  # [C] pixel std of the real maps: the unit of peak heights and thresholds
     condition: str | None
-    real_condition: np.ndarray | None
+    real_condition: np.ndarray | None  # [n] condition values of the selected maps, in reading order
     gen_condition: np.ndarray | None
 
 
@@ -66,122 +72,192 @@ def _check_compatible(real: FieldSet, gen: FieldSet) -> None:
             raise DataError(f"{where}: {what} differ ({x} vs {y}); generated sets must be in the real set's units")
 
 
-def _read(fs: FieldSet, n_max: int, rng: np.random.Generator, condition: str | None):
-    """Up to ``n_max`` maps drawn at random (without replacement), their ``condition`` values and all params."""
+def _subset(fs: FieldSet, n_max: int, rng: np.random.Generator, condition: str | None) -> np.ndarray:
+    """Increasing indices of up to ``n_max`` maps drawn at random (without replacement)."""
     if condition is not None and condition not in fs.params:
         raise ConfigError(f"{fs.path}: no parameter {condition!r} to bin by (parameters: {fs.param_names})")
-    index = np.sort(rng.choice(len(fs), size=min(n_max, len(fs)), replace=False))
-    batch = fs[index]
-    # Kept float32 as stored (half the memory of 2 x n_max maps); each statistic converts to float64.
-    return batch.images, None if condition is None else batch.params[condition], batch.params
+    return np.sort(rng.choice(len(fs), size=min(n_max, len(fs)), replace=False))
 
 
 def _provenance(fs: FieldSet, n_used: int) -> dict:
     return {"file": str(Path(fs.path).resolve()), "samples": f"{n_used} of {len(fs)}", **asdict(fs.meta)}
 
 
-def _samples(x: Inputs) -> list[Section]:
-    return [Section("Samples", [figure_to_data_uri(figures.sample_grid(x.real, x.gen, x.channels))],
+def _joined(parts: list, *fields: str):
+    """One result from a statistic's per-batch results: the per-map ``fields`` concatenated over the batches."""
+    return replace(parts[0], **{name: np.concatenate([getattr(p, name) for p in parts]) for name in fields})
+
+
+def _samples(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
+    fig = figures.sample_grid(np.concatenate(real["samples"]), np.concatenate(gen["samples"]), x.channels, N_SHOW)
+    return [Section("Samples", [figure_to_data_uri(fig)],
                     "Randomly drawn maps, real on the left, generated on the right; one colour scale per channel.")]
 
 
-def _pixel_pdf(x: Inputs) -> list[Section]:
-    from astrogen.stats.onepoint import histograms, shared_edges
+def _keep_pixel_pdf(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Kept) -> None:
+    from astrogen.stats.onepoint import Histogram, histograms, range_edges
 
-    images = []
-    for log in (False, True):
-        if log and min(x.real.min(), x.gen.min()) <= 0:
-            continue  # log-spaced bins need positive pixel values
-        edges = shared_edges(x.real, x.gen, bins=50, log=log)
-        fig = figures.histogram_figure(histograms(x.real, edges), histograms(x.gen, edges), x.channels, x.units)
-        images.append(figure_to_data_uri(fig))
+    fractions, edges = results["pixel_pdf"]  # the scorecard's bins: per channel, spanning both sets
+    kept["pdf"].append(Histogram(edges, fractions / np.diff(edges), log=False))
+    low = min(ctx["real"].min.min(), ctx["generated"].min.min())
+    if low > 0:  # log-spaced bins need positive pixel values
+        high = max(ctx["real"].max.max(), ctx["generated"].max.max())
+        kept["log_pdf"].append(histograms(batch, range_edges(low, high, bins=50, log=True)))
+
+
+def _pixel_pdf(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
+    images = [figure_to_data_uri(figures.histogram_figure(_joined(real[key], "density"),
+                                                          _joined(gen[key], "density"), x.channels, x.units))
+              for key in ("pdf", "log_pdf") if real[key]]
     return [Section("Pixel distribution", images, "Per-map histograms: mean and ±1σ scatter over maps.")]
 
 
-def _power(x: Inputs) -> list[Section]:
-    from astrogen.stats.power import correlation_coefficient, power_spectrum
+def _keep_power(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Kept) -> None:
+    from astrogen.stats.power import correlation_coefficient
 
+    kept["power"].append(results["power"])
+    if len(x.channels) > 1:
+        kept["r"].append(correlation_coefficient(batch, pixel_size=x.pixel_size))
+
+
+def _power(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
     ku = k_unit(x.pixel_unit)
-    real = power_spectrum(x.real, pixel_size=x.pixel_size)
-    gen = power_spectrum(x.gen, pixel_size=x.pixel_size)
-    fig = figures.power_figure(real, gen, ku, power_unit(x.units, x.pixel_unit), x.channels)
+    fig = figures.power_figure(_joined(real["power"], "power"), _joined(gen["power"], "power"), ku,
+                               power_unit(x.units, x.pixel_unit), x.channels)
     sections = [Section("Power spectrum", [figure_to_data_uri(fig)],
                         "Mean P(k) with ±1σ map-to-map scatter; bottom: generated/real.")]
     if len(x.channels) > 1:
-        k, r_real = correlation_coefficient(x.real, pixel_size=x.pixel_size)
-        _, r_gen = correlation_coefficient(x.gen, pixel_size=x.pixel_size)
+        k = real["r"][0][0]
+        r_real, r_gen = (np.concatenate([r for _, r in kept["r"]]) for kept in (real, gen))
         fig = figures.correlation_figure(k, r_real, r_gen, x.channels, ku)
         sections.append(Section("Cross-correlation between channels", [figure_to_data_uri(fig)],
                                 "r(k) = P_ij / sqrt(P_ii P_jj) for every channel pair."))
     return sections
 
 
-def _peaks(x: Inputs) -> list[Section]:
-    from astrogen.stats.peaks import peak_counts, stacked_profile
+def _keep_peaks(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Kept) -> None:
+    from astrogen.stats.peaks import peak_cutout_sums
 
-    kwargs = {"sigma": x.sigma, "pixel_size": x.pixel_size, "periodic": x.periodic}
-    real, gen = peak_counts(x.real, **kwargs), peak_counts(x.gen, **kwargs)
-    _, r, profile_real = stacked_profile(x.real)
-    _, r_gen, profile_gen = stacked_profile(x.gen)
-    fig = figures.peaks_figure(real, gen, x.channels, x.units, (r, profile_real), (r_gen, profile_gen))
+    kept["peaks"].append(results["peaks"])
+    kept["cutouts"].append(peak_cutout_sums(batch))
+
+
+def _peaks(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
+    from astrogen.stats.peaks import profile_of_sums
+
+    # (r, profile) of the peak cutouts summed over all batches
+    profiles = [profile_of_sums(*(sum(part) for part in zip(*kept["cutouts"])))[1:] for kept in (real, gen)]
+    fig = figures.peaks_figure(_joined(real["peaks"], "counts"), _joined(gen["peaks"], "counts"), x.channels,
+                               x.units, *profiles)
     return [Section("Peaks", [figure_to_data_uri(fig)],
                     "Local maxima per map by height ν in units of the real maps' pixel σ; stacked peak profiles.")]
 
 
-def _minkowski(x: Inputs) -> list[Section]:
-    from astrogen.stats.minkowski import minkowski_functionals
+def _keep_minkowski(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Kept) -> None:
+    kept["minkowski"].append(results["minkowski"])
 
-    kwargs = {"sigma": x.sigma, "pixel_size": x.pixel_size, "periodic": x.periodic}
-    fig = figures.minkowski_figure(minkowski_functionals(x.real, **kwargs), minkowski_functionals(x.gen, **kwargs),
+
+def _minkowski(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
+    fig = figures.minkowski_figure(*(_joined(kept["minkowski"], "v0", "v1", "v2") for kept in (real, gen)),
                                    x.channels, x.pixel_unit)
     return [Section("Minkowski functionals", [figure_to_data_uri(fig)],
                     "Area, boundary length and Euler characteristic of the excursion sets above each threshold.")]
 
 
-def _clusters(x: Inputs) -> list[Section]:
-    from astrogen.stats.clusters import clusters
+def _keep_clusters(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Kept) -> None:
+    kept["clusters"].append(results["clusters"])
 
-    kwargs = {"sigma0": x.sigma, "periodic": x.periodic}
-    fig = figures.clusters_figure(clusters(x.real, **kwargs), clusters(x.gen, **kwargs), x.channels)
+
+def _clusters(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
+    def joined(parts):  # sizes and masses are pooled over maps, one array per threshold
+        return replace(_joined(parts, "count", "skeleton_length"),
+                       sizes=[np.concatenate(s) for s in zip(*(p.sizes for p in parts))],
+                       masses=[np.concatenate(m) for m in zip(*(p.masses for p in parts))])
+
+    fig = figures.clusters_figure(joined(real["clusters"]), joined(gen["clusters"]), x.channels)
     return [Section("Clusters", [figure_to_data_uri(fig)],
                     "Connected regions above threshold: count per map and pooled size distribution.")]
 
 
-def _marginals(x: Inputs) -> list[Section]:
-    fig = figures.marginal_figure(x.real, x.gen, x.channels, x.units)
+def _keep_marginals(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Kept) -> None:
+    from astrogen.stats.peaks import marginal_sums
+    from astrogen.stats.power import power_image
+
+    kept["marginals"].append((*marginal_sums(batch), power_image(batch, pixel_size=x.pixel_size).sum(0)))
+
+
+def _marginals(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
+    def joined(parts):  # (row sums, column sums) of every map, and the mean power image
+        rows, columns, power = zip(*parts)
+        return np.concatenate(rows), np.concatenate(columns), sum(power) / sum(map(len, rows))
+
+    fig = figures.marginal_figure(joined(real["marginals"]), joined(gen["marginals"]), x.channels, x.units)
     return [Section("Marginal sums and 2D power", [figure_to_data_uri(fig)],
-                    "Sums over rows (vs x) and columns (vs y), mean ±1σ over maps; log10 of the mean |FFT|².")]
+                    "Sums over rows (vs x) and columns (vs y), mean ±1σ over maps; log10 of the mean 2D power.")]
 
 
-def _morphology(x: Inputs) -> list[Section]:
+def _keep_morphology(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Kept) -> None:
     from astrogen.stats.morphology import morphology
 
-    real = morphology(x.real, pixel_size=x.pixel_size)
-    gen = morphology(x.gen, pixel_size=x.pixel_size)
+    have = sum(len(m.failed) for m in kept["morphology"])
+    if have < MORPHOLOGY_MAX:
+        kept["morphology"].append(morphology(batch[: MORPHOLOGY_MAX - have], pixel_size=x.pixel_size))
+
+
+def _morphology(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
+    def joined(parts):
+        return replace(_joined(parts, "ellipticity", "semi_major_axis", "area", "sersic_n", "half_light_radius",
+                               "failed"), reason=[row for p in parts for row in p.reason])
+
+    real_m, gen_m = joined(real["morphology"]), joined(gen["morphology"])
     band = next((x.channels.index(b) for b in ("r", "i") if b in x.channels), 0)
     name, unit = x.channels[band], x.pixel_unit
-    images = [figure_to_data_uri(figures.morphology_figure(real, gen, band, name, unit))]
-    if x.condition is not None:
+    images = [figure_to_data_uri(figures.morphology_figure(real_m, gen_m, band, name, unit))]
+    if x.condition is not None:  # the measured stamps are the first of the selected maps
         images.append(figure_to_data_uri(figures.morphology_interval_figure(
-            real, gen, x.real_condition, x.gen_condition, x.condition, band, name, unit)))
+            real_m, gen_m, x.real_condition[: len(real_m.failed)], x.gen_condition[: len(gen_m.failed)],
+            x.condition, band, name, unit)))
     return [Section("Morphology", images, f"Shape measurements of the central object in the {name} band.")]
 
 
-def _judge(checkpoint, gen: np.ndarray, z_true: np.ndarray) -> tuple[dict[str, float], Section]:
-    """Photo-z metrics of a redshift regressor's predictions for generated maps against their conditions."""
+def _load_judge(checkpoint):
     from astrogen.models.inference import load_model
-    from astrogen.report.model_report import scatter_figure
-    from astrogen.stats.redshift import photoz_metrics
 
     module = load_model(checkpoint)
     if module.task != "regressor" or list(module.hparams.targets) != ["redshift"]:
         raise ConfigError(f"--judge {checkpoint}: not a redshift regressor (targets: [redshift])")
-    z_pred = module.predict(gen)[:, 0]
+    return module
+
+
+def _judge(z_pred: np.ndarray, z_true: np.ndarray) -> tuple[dict[str, float], Section]:
+    """Photo-z metrics of a redshift regressor's predictions for generated maps against their conditions."""
+    from astrogen.report.model_report import scatter_figure
+    from astrogen.stats.redshift import photoz_metrics
+
     metrics = photoz_metrics(z_pred, z_true)
     note = ("A redshift CNN trained on real (simulated) galaxies predicts the redshift of each generated galaxy; "
             "a generator that honours its condition gives metrics close to the CNN's own on real galaxies.")
     figure = scatter_figure(z_pred[:, None], np.asarray(z_true)[:, None], ["redshift"])
     return metrics, Section("Redshift judge", [figure], note, metrics)
+
+
+def _collector(x: Inputs, drawn: list[str], judge, advance: Callable[[int], None]):
+    """``(observe, kept)``: the `compare_batches` hook that keeps, per set, what the drawn sections need of each
+    batch (results of the scorecard's statistics, report-only sums, the first maps, the judge's predictions)."""
+    kept = {"real": defaultdict(list), "generated": defaultdict(list)}
+
+    def observe(which: str, batch: np.ndarray, results: dict, ctx: dict) -> None:
+        mine = kept[which]
+        have = sum(map(len, mine["samples"]))
+        if have < N_SHOW:
+            mine["samples"].append(batch[: N_SHOW - have].copy())  # a view would keep the whole batch
+        for name in drawn:
+            SECTIONS[name][0](batch, results, ctx, x, mine)
+        if judge is not None and which == "generated":
+            mine["judge"].append(judge.predict(batch)[:, 0])
+        advance(1)
+
+    return observe, kept
 
 
 @dataclass
@@ -194,14 +270,16 @@ class Evaluation:
     judge: dict[str, float] | None = None  # photo-z metrics of the judge on the generated set
 
 
-SECTIONS = {"pixel_pdf": _pixel_pdf, "power": _power, "peaks": _peaks, "minkowski": _minkowski,
-            "clusters": _clusters, "marginals": _marginals, "morphology": _morphology}
+# name: (keep what the figures need of one batch, draw the section from what was kept of both sets)
+SECTIONS = {"pixel_pdf": (_keep_pixel_pdf, _pixel_pdf), "power": (_keep_power, _power), "peaks": (_keep_peaks, _peaks),
+            "minkowski": (_keep_minkowski, _minkowski), "clusters": (_keep_clusters, _clusters),
+            "marginals": (_keep_marginals, _marginals), "morphology": (_keep_morphology, _morphology)}
 
 
 def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, out_dir: str | os.PathLike,
              stats: tuple[str, ...] | list[str] | None = None, n_max: int = 1000, seed: int = 0,
              condition: str | None = None, progress: bool = False,
-             judge: str | os.PathLike | None = None) -> Evaluation:
+             judge: str | os.PathLike | None = None, batch_size: int = 256) -> Evaluation:
     """Compare a generated FieldSet with a real one; write ``out_dir/report.html`` and ``scorecard.json``.
 
     Parameters
@@ -212,7 +290,8 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
     stats : statistics to score and draw (names of `astrogen.stats.compare.compare`, plus the drawn-only
         "morphology" and "marginals"); default: the scorecard's defaults and marginals, plus morphology when
         the channels are galaxy bands (ugrizy).
-    n_max : at most this many maps are read from each set, drawn at random without replacement.
+    n_max : at most this many maps are read from each set, drawn at random without replacement (morphology
+        measures the first `MORPHOLOGY_MAX` of them).
     seed : seed of that draw and of the scorecard's bootstrap.
     condition : name of a parameter present in both sets; morphology is then also shown as 95% intervals
         per bin of it (needs the morphology section).
@@ -220,6 +299,7 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
     judge : checkpoint of a redshift regressor (``targets: [redshift]``, e.g. ``configs/galaxies-zcnn.yaml``):
         it predicts the redshift of each generated map, scored with `photoz_metrics` against the generated
         set's ``redshift`` parameter (the condition it was generated with); adds a "Redshift judge" section.
+    batch_size : maps read and measured at a time (in float64); memory grows with it, not with ``n_max``.
 
     Returns
     -------
@@ -237,29 +317,38 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
             wanted += ["marginals", *(["morphology"] if set(meta.channels) <= GALAXY_BANDS else [])]
         if condition is not None and "morphology" not in wanted:
             raise ConfigError(f"condition {condition!r} bins the morphology section; add 'morphology' to the stats")
-        real, real_cond, _ = _read(real_fs, n_max, rng, condition)
-        gen, gen_cond, gen_params = _read(gen_fs, n_max, rng, condition)
-        if judge is not None and "redshift" not in gen_params:
+        real_index = _subset(real_fs, n_max, rng, condition)
+        gen_index = _subset(gen_fs, n_max, rng, condition)
+        if judge is not None and "redshift" not in gen_fs.params:
             raise ConfigError(f"--judge: {gen_fs.path} has no 'redshift' parameter to score predictions against")
-        inputs = {"real": _provenance(real_fs, len(real)), "generated": _provenance(gen_fs, len(gen))}
-    x = Inputs(real, gen, list(meta.channels), meta.units, meta.pixel_size or 1.0,
-               meta.pixel_unit if meta.pixel_size else "pixel", meta.periodic and gen_fs.meta.periodic,
-               real.std(axis=(0, 2, 3), dtype=np.float64), condition, real_cond, gen_cond)
-    drawn = [name for name in SECTIONS if name in wanted]
-    scored = tuple(name for name in wanted if name not in REPORT_ONLY)
-    from astrogen.stats.compare import compare  # after the input checks, which need no statistics
+        x = Inputs(list(meta.channels), meta.units, meta.pixel_size or 1.0,
+                   meta.pixel_unit if meta.pixel_size else "pixel", meta.periodic and gen_fs.meta.periodic, condition,
+                   *(None if condition is None else fs.params[condition][index]
+                     for fs, index in ((real_fs, real_index), (gen_fs, gen_index))))
+        drawn = [name for name in SECTIONS if name in wanted]
+        scored = tuple(name for name in wanted if name not in REPORT_ONLY)
+        from astrogen.stats.compare import FileBatches, compare_batches  # after the input checks
 
-    with progress_bar(len(drawn) + 1, "evaluating", enabled=progress) as advance:
-        scorecard = compare(real, gen, stats=scored, pixel_size=x.pixel_size, seed=seed, periodic=x.periodic)
-        advance(1)
-        sections = _samples(x)
-        for name in drawn:
-            sections += SECTIONS[name](x)
+        module = None if judge is None else _load_judge(judge)
+        real_batches = FileBatches(real_fs, batch_size, real_index)
+        gen_batches = FileBatches(gen_fs, batch_size, gen_index)
+        shapes = {"real_shape": [len(real_index), *real_fs.sample_shape],
+                  "generated_shape": [len(gen_index), *gen_fs.sample_shape]}
+        with progress_bar(len(real_batches) + len(gen_batches) + len(drawn) + 1, "evaluating",
+                          enabled=progress) as advance:
+            observe, kept = _collector(x, drawn, module, advance)
+            scorecard = compare_batches(real_batches, gen_batches, stats=scored, pixel_size=x.pixel_size, seed=seed,
+                                        periodic=x.periodic, provenance=shapes, observe=observe)
+            sections = _samples(x, kept["real"], kept["generated"])
             advance(1)
+            for name in drawn:
+                sections += SECTIONS[name][1](x, kept["real"], kept["generated"])
+                advance(1)
         judged = None
-        if judge is not None:
-            judged, section = _judge(judge, gen, gen_params["redshift"])
+        if module is not None:
+            judged, section = _judge(np.concatenate(kept["generated"]["judge"]), gen_fs.params["redshift"][gen_index])
             sections.append(section)
+        inputs = {"real": _provenance(real_fs, len(real_index)), "generated": _provenance(gen_fs, len(gen_index))}
     provenance = {**inputs, "seed": seed, "n_max": n_max, "condition": condition,
                   **({"judge": str(judge)} if judge is not None else {}),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -79,12 +79,12 @@ def _centres(edges: np.ndarray, log: bool) -> np.ndarray:
 def histogram_figure(real: Histogram, gen: Histogram, channel_names: Sequence[str], units: str) -> Figure:
     """Per-map pixel PDFs (mean ±1σ), one column per channel, linear (top) and logarithmic (bottom) density.
 
-    Both histograms must share ``edges`` (`astrogen.stats.onepoint.shared_edges`). Log-spaced edges
+    Both histograms must share ``edges`` (`astrogen.stats.onepoint.shared_edges`): ``[B + 1]`` for all
+    channels, or ``[C, B + 1]``, one row per channel (the scorecard's pixel_pdf bins). Log-spaced edges
     (``Histogram.log``) are drawn on a logarithmic value axis as the density per logarithmic interval,
     x·PDF(x) = dP/d ln x, which stays readable over many decades.
     """
-    x = _centres(real.edges, real.log)
-    weight = x if real.log else 1.0
+    edges = np.broadcast_to(real.edges, (len(channel_names), np.shape(real.edges)[-1]))
     if real.log:
         ylabel = "x · PDF(x) = dP/d ln x"
     else:
@@ -92,6 +92,8 @@ def histogram_figure(real: Histogram, gen: Histogram, channel_names: Sequence[st
     with style():
         fig, axes = new_figure(2, len(channel_names))
         for c, name in enumerate(channel_names):
+            x = _centres(edges[c], real.log)
+            weight = x if real.log else 1.0
             for row, scale in enumerate(("linear", "log")):
                 ax = axes[row, c]
                 for (label, color), hist in zip(SETS, (real, gen)):
@@ -141,33 +143,32 @@ def power_figure(real: PowerSpectrum, gen: PowerSpectrum, k_unit: str, power_uni
     return fig
 
 
-def marginal_figure(real_images: np.ndarray, gen_images: np.ndarray, channel_names: Sequence[str],
-                    units: str) -> Figure:
-    """Marginal sums and mean 2D power images of real and generated maps ``[N, C, H, W]`` (microwave-sky
-    report, blob tests), a row per channel: the sum over rows as a function of x and over columns as a
-    function of y (mean ±1σ over maps; flat for statistically homogeneous maps), then log10 of the mean
-    |FFT|^2 of the real and of the generated maps (zero frequency centred, one colour scale per channel).
-    """
-    def power_image(images):
-        return np.fft.fftshift((np.abs(np.fft.fft2(images.astype(np.float64))) ** 2).mean(0), axes=(-2, -1))
+def marginal_figure(real: tuple[np.ndarray, np.ndarray, np.ndarray], gen: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    channel_names: Sequence[str], units: str) -> Figure:
+    """Marginal sums and mean 2D power images of real and generated maps (microwave-sky report, blob tests).
 
-    p_real, p_gen = power_image(real_images), power_image(gen_images)
+    ``real`` and ``gen`` are each (row sums [N, C, H], column sums [N, C, W]) of
+    `astrogen.stats.peaks.marginal_sums` and the mean 2D power image [C, H, W] of
+    `astrogen.stats.power.power_image`. A row per channel: the sum over rows as a function of x and over
+    columns as a function of y (mean ±1σ over maps; flat for statistically homogeneous maps), then log10
+    of the mean power image of the real and of the generated maps (k = 0 centred, one colour scale per channel).
+    """
     with style():
         fig, axes = new_figure(len(channel_names), 4)
         for c, name in enumerate(channel_names):
-            for axis, (ax, label) in enumerate(zip(axes[c, :2], ("x [pixel]", "y [pixel]"))):
-                for (set_label, color), images in zip(SETS, (real_images, gen_images)):
-                    sums = images[:, c].sum(axis=1 if axis == 0 else 2)  # over rows -> a function of x, or columns -> y
-                    _band(ax, np.arange(sums.shape[1]), sums, color, set_label)
+            # column sums (over rows) are a function of x, row sums (over columns) of y
+            for ax, label, which in zip(axes[c, :2], ("x [pixel]", "y [pixel]"), (1, 0)):
+                for (set_label, color), sums in zip(SETS, (real[which], gen[which])):
+                    _band(ax, np.arange(sums.shape[-1]), sums[:, c], color, set_label)
                 ax.set_xlabel(label)
                 ax.set_ylabel(f"{name} marginal sum{_bracket(units)}")
             with np.errstate(divide="ignore"):
-                logs = np.log10(p_real[c]), np.log10(p_gen[c])
+                logs = np.log10(real[2][c]), np.log10(gen[2][c])
             finite = logs[0][np.isfinite(logs[0])]
             lo, hi = (np.percentile(finite, [1, 100]) if finite.size else (None, None))
             for ax, image, title in zip(axes[c, 2:], logs, ("real", "generated")):
                 ax.imshow(image, vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
-                ax.set_title(f"{name}: log10 <|FFT|²>, {title}")
+                ax.set_title(f"{name}: log10 <P(kx, ky)>, {title}")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.grid(False)

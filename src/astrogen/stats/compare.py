@@ -21,9 +21,10 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,81 +63,97 @@ class SetInfo:
 
 @dataclass
 class Statistic:
-    """A scorecard entry: ``summary(maps, context) -> (per-map summary [n, C, B], x [B] axis)``.
+    """A scorecard entry: ``measure(maps, context)`` is the `astrogen.stats` result of one batch of maps and
+    ``summarise(result)`` its ``(per-map summary [n, C, B], x [B] axis)``.
 
     ``context`` holds ``pixel_size``, ``periodic``, and ``real``/``generated`` `SetInfo`s so that both sets are
-    summarised with the same bins and thresholds (taken from the real set).
+    summarised with the same bins and thresholds (taken from the real set). The report draws its figures from
+    the same results, so each statistic is computed once.
     """
 
-    summary: Callable[[np.ndarray, dict], tuple[np.ndarray, np.ndarray]]
+    measure: Callable[[np.ndarray, dict], Any]
+    summarise: Callable[[Any], tuple[np.ndarray, np.ndarray]]
     distance: str
     tolerance: float
     description: str
 
+    def summary(self, maps: np.ndarray, ctx: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Per-map summary ``[n, C, B]`` of a batch of maps and its x axis ``[B]``."""
+        return self.summarise(self.measure(maps, ctx))
 
-def _pixel_pdf(maps, ctx):
+
+def pdf_edges(ctx: dict) -> np.ndarray:
+    """Per-channel edges ``[C, PDF_BINS + 1]`` of the pixel_pdf statistic, spanning both sets' pixel values."""
     real, gen = ctx["real"], ctx["generated"]
     low, high = np.minimum(real.min, gen.min), np.maximum(real.max, gen.max)
     high = np.where(high > low, high, low + 1.0)
+    return np.stack([np.linspace(lo, hi, PDF_BINS + 1) for lo, hi in zip(low, high)])
+
+
+def _pixel_pdf(maps, ctx):
+    """(fraction of pixels per bin [n, C, PDF_BINS], the per-channel edges [C, PDF_BINS + 1])."""
+    edges = pdf_edges(ctx)
     # Per-channel edges (channels may live on different scales); fraction of pixels per bin.
     fractions = []
     for ch in range(maps.shape[1]):
-        edges = np.linspace(low[ch], high[ch], PDF_BINS + 1)
-        idx = np.clip(np.searchsorted(edges, maps[:, ch].reshape(len(maps), -1), side="right") - 1, 0, PDF_BINS - 1)
+        idx = np.clip(np.searchsorted(edges[ch], maps[:, ch].reshape(len(maps), -1), side="right") - 1, 0,
+                      PDF_BINS - 1)
         offsets = np.arange(len(maps))[:, None] * PDF_BINS
         counts = np.bincount((idx + offsets).ravel(), minlength=len(maps) * PDF_BINS).reshape(len(maps), PDF_BINS)
         fractions.append(counts / idx.shape[1])
-    return np.stack(fractions, 1), 0.5 * (edges[1:] + edges[:-1])
+    return np.stack(fractions, 1), edges
 
 
 def _power(maps, ctx):
     from astrogen.stats.power import power_spectrum
 
-    spectrum = power_spectrum(maps, pixel_size=ctx["pixel_size"])
-    return spectrum.power, spectrum.k
+    return power_spectrum(maps, pixel_size=ctx["pixel_size"])
 
 
 def _bispectrum(maps, ctx):
     from astrogen.stats.bispectrum import bispectrum
 
     # Single-precision FFTs: 2-3x faster, and 1e-6 relative round-off is far below the sets' sample variance.
-    result = bispectrum(maps.astype(np.float32), pixel_size=ctx["pixel_size"])
-    return result.bispectrum, np.arange(len(result.k1), dtype=np.float64)
+    return bispectrum(maps.astype(np.float32), pixel_size=ctx["pixel_size"])
 
 
 def _peaks(maps, ctx):
     from astrogen.stats.peaks import peak_counts
 
-    result = peak_counts(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
-    return result.counts, result.nu
+    return peak_counts(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
 
 
 def _minkowski(maps, ctx):
     from astrogen.stats.minkowski import minkowski_functionals
 
-    result = minkowski_functionals(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
-    return np.concatenate([result.v0, result.v1, result.v2], -1), np.tile(result.thresholds, 3)
+    return minkowski_functionals(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
 
 
 def _clusters(maps, ctx):
     from astrogen.stats.clusters import clusters
 
-    result = clusters(maps, sigma0=ctx["real"].std, periodic=ctx["periodic"])
-    return np.concatenate([result.count, result.skeleton_length], -1), np.tile(result.threshold, 2)
+    return clusters(maps, sigma0=ctx["real"].std, periodic=ctx["periodic"])
 
 
 def _mean(maps, ctx):
-    return maps.reshape(*maps.shape[:2], -1).mean(-1)[..., None], np.zeros(1)
+    return maps.reshape(*maps.shape[:2], -1).mean(-1)[..., None]
 
 
 REGISTRY: dict[str, Statistic] = {
-    "pixel_pdf": Statistic(_pixel_pdf, "ks", 0.05, "KS distance of the binned pixel PDFs"),
-    "power": Statistic(_power, "ratio", 0.10, "mean |P_gen / P_real - 1| over k bins"),
-    "bispectrum": Statistic(_bispectrum, "chi2", 3.0, "chi^2 / bin of B(k1, k2, k3) on the default triangles"),
-    "peaks": Statistic(_peaks, "chi2", 3.0, "chi^2 / bin of peak counts per nu = value / sigma_real"),
-    "minkowski": Statistic(_minkowski, "chi2", 3.0, "chi^2 / bin of Minkowski functionals V0, V1, V2"),
-    "clusters": Statistic(_clusters, "chi2", 3.0, "chi^2 / bin of cluster counts and skeleton lengths"),
-    "mean": Statistic(_mean, "offset", 0.5, "|mean offset| in units of the real map-mean scatter"),
+    "pixel_pdf": Statistic(_pixel_pdf, lambda r: (r[0], 0.5 * (r[1][-1, 1:] + r[1][-1, :-1])), "ks", 0.05,
+                           "KS distance of the binned pixel PDFs"),
+    "power": Statistic(_power, lambda r: (r.power, r.k), "ratio", 0.10, "mean |P_gen / P_real - 1| over k bins"),
+    "bispectrum": Statistic(_bispectrum, lambda r: (r.bispectrum, np.arange(len(r.k1), dtype=np.float64)), "chi2",
+                            3.0, "chi^2 / bin of B(k1, k2, k3) on the default triangles"),
+    "peaks": Statistic(_peaks, lambda r: (r.counts, r.nu), "chi2", 3.0,
+                       "chi^2 / bin of peak counts per nu = value / sigma_real"),
+    "minkowski": Statistic(_minkowski, lambda r: (np.concatenate([r.v0, r.v1, r.v2], -1), np.tile(r.thresholds, 3)),
+                           "chi2", 3.0, "chi^2 / bin of Minkowski functionals V0, V1, V2"),
+    "clusters": Statistic(_clusters, lambda r: (np.concatenate([r.count, r.skeleton_length], -1),
+                                                np.tile(r.threshold, 2)),
+                          "chi2", 3.0, "chi^2 / bin of cluster counts and skeleton lengths"),
+    "mean": Statistic(_mean, lambda r: (r, np.zeros(1)), "offset", 0.5,
+                      "|mean offset| in units of the real map-mean scatter"),
 }
 
 
@@ -266,18 +283,22 @@ def _score(name: str, stat: Statistic, real: np.ndarray, gen: np.ndarray, tolera
     return Row(name, float(dist[0]), error, float(tolerance), bool(dist[0] <= tolerance), detail)
 
 
-def _summaries(real_batches, gen_batches, names, pixel_size, periodic):
-    """Two passes over each set: set-wide ranges and scatter, then the per-map summaries of every statistic."""
+def _summaries(real_batches, gen_batches, names, pixel_size, periodic, observe=None):
+    """Two passes over each set: set-wide ranges and scatter, then every statistic of each batch in turn."""
     ctx = {"pixel_size": float(pixel_size), "periodic": bool(periodic),
            "real": SetInfo.from_batches(real_batches), "generated": SetInfo.from_batches(gen_batches)}
-    out = {}
-    for name in names:
-        parts = [(REGISTRY[name].summary(b, ctx), "real") for b in real_batches]
-        parts += [(REGISTRY[name].summary(b, ctx), "gen") for b in gen_batches]
-        real = np.concatenate([s for (s, _), which in parts if which == "real"])
-        gen = np.concatenate([s for (s, _), which in parts if which == "gen"])
-        out[name] = (real, gen, parts[0][0][1])
-    return out, ctx
+    parts = {name: ([], []) for name in names}
+    axes = {}
+    for which, batches in (("real", real_batches), ("generated", gen_batches)):
+        for batch in batches:
+            results = {name: REGISTRY[name].measure(batch, ctx) for name in names}
+            for name, result in results.items():
+                summary, x = REGISTRY[name].summarise(result)
+                parts[name][which == "generated"].append(summary)
+                axes.setdefault(name, x)
+            if observe is not None:
+                observe(which, batch, results, ctx)
+    return {name: (np.concatenate(real), np.concatenate(gen), axes[name]) for name, (real, gen) in parts.items()}, ctx
 
 
 def _check_names(stats: Sequence[str], tolerances: dict | None) -> dict[str, float]:
@@ -292,12 +313,26 @@ def _check_names(stats: Sequence[str], tolerances: dict | None) -> dict[str, flo
     return tol
 
 
-def _scorecard(real_batches, gen_batches, stats, tolerances, pixel_size, periodic, n_bootstrap, seed,
-               condition, condition_bins, provenance) -> Scorecard:
+def compare_batches(real_batches: Iterable[np.ndarray], generated_batches: Iterable[np.ndarray],
+                    stats: Sequence[str] = DEFAULT_STATS, tolerances: dict[str, float] | None = None,
+                    pixel_size: float = 1.0, n_bootstrap: int = 200, seed: int = 0, periodic: bool = True,
+                    condition=None, condition_bins=None, provenance: dict | None = None,
+                    observe: Callable[[str, np.ndarray, dict, dict], None] | None = None) -> Scorecard:
+    """`compare` on sets streamed in batches: only one batch of maps and the per-map summaries are in memory.
+
+    Parameters
+    ----------
+    real_batches, generated_batches : re-iterables of float64 ``[n, C, H, W]`` batches (e.g. `FileBatches`),
+        read twice: once for the set-wide pixel ranges and scatter (`SetInfo`), once for the statistics.
+    observe : optional ``observe(which, batch, results, context)`` called on every batch of the second pass,
+        ``which`` being "real" or "generated", with the `Statistic.measure` results ``{name: result}`` of all
+        ``stats`` on it and the context of `Statistic` (the report draws its figures from these).
+    Other parameters : as in `compare`.
+    """
     if n_bootstrap < 2:
         raise ConfigError(f"n_bootstrap must be >= 2, got {n_bootstrap}")
     tol = _check_names(stats, tolerances)
-    summaries, ctx = _summaries(real_batches, gen_batches, stats, pixel_size, periodic)
+    summaries, ctx = _summaries(real_batches, generated_batches, stats, pixel_size, periodic, observe)
     rng = np.random.default_rng(seed)
     groups = [("", None, None)]
     if condition is not None:
@@ -354,19 +389,44 @@ def compare(real, generated, stats: Sequence[str] = DEFAULT_STATS, tolerances: d
     if real.shape[1:] != generated.shape[1:]:
         raise DataError(f"real maps {real.shape[1:]} and generated maps {generated.shape[1:]} differ in shape")
     provenance = {"real_shape": list(real.shape), "generated_shape": list(generated.shape), **(provenance or {})}
-    return _scorecard([real], [generated], stats, tolerances, pixel_size, periodic, n_bootstrap, seed,
-                      condition, condition_bins, provenance)
+    return compare_batches([real], [generated], stats, tolerances, pixel_size, n_bootstrap, seed, periodic,
+                           condition, condition_bins, provenance)
 
 
-class _FileBatches:
-    """Re-iterable float64 image batches of a FieldSet (each statistic streams the file again)."""
+class FileBatches:
+    """Re-iterable float64 image batches ``[n, C, H, W]`` of a FieldSet; each iteration reads the file again.
 
-    def __init__(self, fieldset, batch_size: int):
+    Parameters
+    ----------
+    fieldset : an open `astrogen.data.FieldSet`.
+    batch_size : maps per batch.
+    index : optional increasing sample indices to read (a subset), ``batch_size`` of them at a time;
+        default all samples.
+    """
+
+    def __init__(self, fieldset, batch_size: int = 256, index: np.ndarray | None = None):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.fieldset, self.batch_size = fieldset, batch_size
+        self.index = None if index is None else np.asarray(index, dtype=np.int64)
+        if self.index is not None and np.any(np.diff(self.index) <= 0):
+            raise DataError(f"{fieldset.path}: subset indices must be increasing")
 
-    def __iter__(self):
-        for batch in self.fieldset.batches(self.batch_size):
-            yield batch.images.astype(np.float64)
+    def __len__(self) -> int:
+        """Number of batches."""
+        n = len(self.fieldset) if self.index is None else len(self.index)
+        return -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.index is None:
+            for batch in self.fieldset.batches(self.batch_size):
+                yield batch.images.astype(np.float64)
+            return
+        for start in range(0, len(self.index), self.batch_size):
+            rows = self.index[start : start + self.batch_size]
+            # A run of consecutive indices is read as a slice: h5py's point selection is much slower.
+            contiguous = rows[-1] - rows[0] + 1 == len(rows)
+            yield self.fieldset[slice(rows[0], rows[-1] + 1) if contiguous else rows].images.astype(np.float64)
 
 
 def compare_files(real_path: str | os.PathLike, gen_path: str | os.PathLike, stats: Sequence[str] = DEFAULT_STATS,
@@ -396,6 +456,6 @@ def compare_files(real_path: str | os.PathLike, gen_path: str | os.PathLike, sta
                       "units": real.meta.units, "pixel_unit": real.meta.pixel_unit, "real_n": len(real),
                       "generated_n": len(gen), "sample_shape": list(real.sample_shape),
                       "real_simulator": real.meta.simulator, "condition": condition}
-        return _scorecard(_FileBatches(real, batch_size), _FileBatches(gen, batch_size), stats,
-                          tolerances, real.meta.pixel_size or 1.0, real.meta.periodic, n_bootstrap, seed, cond,
-                          condition_bins, provenance)
+        return compare_batches(FileBatches(real, batch_size), FileBatches(gen, batch_size), stats, tolerances,
+                               real.meta.pixel_size or 1.0, n_bootstrap, seed, real.meta.periodic, cond,
+                               condition_bins, provenance)

@@ -27,7 +27,12 @@ def shared_edges(a, b, bins: int = 50, log: bool = False) -> np.ndarray:
     ``log`` spaces them geometrically (needs strictly positive pixels; raises DataError otherwise).
     """
     a, b = as_maps(a, what="a"), as_maps(b, what="b")
-    low, high = min(a.min(), b.min()), max(a.max(), b.max())
+    return range_edges(min(a.min(), b.min()), max(a.max(), b.max()), bins, log)
+
+
+def range_edges(low: float, high: float, bins: int = 50, log: bool = False) -> np.ndarray:
+    """Histogram edges [bins + 1] from pixel value ``low`` to ``high`` (field units), as `shared_edges` draws
+    them; for sets streamed in batches, whose range is known from a first pass."""
     if log:
         if low <= 0:
             raise DataError(f"shared_edges: log bins need positive pixel values, the minimum is {low:g}")

@@ -187,6 +187,16 @@ def stacked_profile(maps, size: int = 21, threshold_nu: float | None = None, sig
     profile : np.ndarray ``[C, R]``
         Mean of the stack over pixels whose distance from the centre rounds to each radius.
     """
+    total, n_peaks = peak_cutout_sums(maps, size, threshold_nu, sigma, beam_fwhm, pixel_size, periodic)
+    return profile_of_sums(total, n_peaks, pixel_size)
+
+
+def peak_cutout_sums(maps, size: int = 21, threshold_nu: float | None = None, sigma=None,
+                     beam_fwhm: float | None = None, pixel_size: float = 1.0,
+                     periodic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The additive part of `stacked_profile`: sum of the cutouts ``[C, size, size]`` (field units) and number
+    of peaks ``[C]``. Sum both over the batches of a large set, then call `profile_of_sums`; give ``sigma``
+    with ``threshold_nu`` so that every batch uses the same scale. Parameters as in `stacked_profile`."""
     x, y = _analysed(maps, beam_fwhm, pixel_size, periodic)
     h, w = x.shape[-2:]
     if size % 2 != 1 or size > min(h, w):
@@ -203,8 +213,15 @@ def stacked_profile(maps, size: int = 21, threshold_nu: float | None = None, sig
     # in Fourier space; without wrap, skipping border peaks keeps every offset inside the map (exact).
     corr = sp_fft.irfft2((np.conj(sp_fft.rfft2(mask)) * sp_fft.rfft2(x)).sum(axis=0), s=(h, w))
     offsets = np.arange(-half, half + 1)
-    total = corr[:, offsets[:, None] % h, offsets[None, :] % w]
-    n_peaks = mask.sum(axis=(0, 2, 3)).astype(np.float64)
+    return corr[:, offsets[:, None] % h, offsets[None, :] % w], mask.sum(axis=(0, 2, 3)).astype(np.float64)
+
+
+def profile_of_sums(total: np.ndarray, n_peaks: np.ndarray,
+                    pixel_size: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(stack, r, profile)`` of `stacked_profile` from the cutout sums ``[C, size, size]`` and peak numbers
+    ``[C]`` of `peak_cutout_sums`."""
+    half = total.shape[-1] // 2
+    offsets = np.arange(-half, half + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         stack = total / n_peaks[:, None, None]
     ring = np.rint(np.hypot(offsets[:, None], offsets[None, :])).astype(int).ravel()
