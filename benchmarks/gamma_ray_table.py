@@ -3,7 +3,8 @@
 Simulates the report's set sizes (8,192 training images, 1,966 validation, 3,072 test; ``--scale``
 multiplies them), trains the three regressors (A_dm; A_dm + total point sources; A_dm + disk + GC
 point sources), the U-Net and four denoising autoencoders (Gaussian 0.2, Poisson, masked 50%,
-salt-and-pepper 50%) under one wall-clock budget shared equally, evaluates each on the test set and
+salt-and-pepper 50%) under one wall-clock budget (shared by `WEIGHTS`: the regressors and the U-Net learn
+slowest, the autoencoders converge in a few minutes), evaluates each on the test set and
 prints our figure beside the report's with the ratio. Errors and MSE: lower is better; accuracy and
 AUC: higher is better.
 
@@ -36,6 +37,8 @@ SIM = {"a_dm": [0.5, 1.5]}
 REGRESSORS = {"single": ["A_dm"], "two": ["A_dm", "n_ps_disk+n_ps_gc"], "three": ["A_dm", "n_ps_disk", "n_ps_gc"]}
 NOISES = {"gaussian 0.2": {"name": "gaussian", "factor": 0.2}, "poisson": {"name": "poisson", "scale": 400.0},
           "masked 50%": {"name": "mask", "fraction": 0.5}, "salt-pepper 50%": {"name": "salt_pepper", "fraction": 0.5}}
+# Share of the training budget per model of each kind (3 regressors, 1 U-Net, 4 autoencoders: 10 shares).
+WEIGHTS = {"regressor": 2.0, "segmentation": 2.0, "denoiser": 0.5}
 # (quantity, report value, report std or None, lower is better)
 REPORT = [
     ("rel. error A_dm, single output", 0.0807, None, True),
@@ -73,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n_train, n_val, n_test = (max(64, round(n * args.scale)) for n in (8192, 1966, 3072))
-    budget = args.minutes * args.scale / (len(REGRESSORS) + 1 + len(NOISES))
+    shares = WEIGHTS["regressor"] * len(REGRESSORS) + WEIGHTS["segmentation"] + WEIGHTS["denoiser"] * len(NOISES)
+    budget = {kind: args.minutes * args.scale * weight / shares for kind, weight in WEIGHTS.items()}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
@@ -84,11 +88,12 @@ def main() -> None:
         val_fraction = n_val / (n_train + n_val)
         with FieldSet(test_file) as fs:
             test = fs[:]
-        print(f"sets: train {n_train}, val {n_val}, test {n_test}; {budget:.2f} min per model, "
+        print(f"sets: train {n_train}, val {n_val}, test {n_test}; minutes per model: "
+              + ", ".join(f"{kind} {minutes:.2f}" for kind, minutes in budget.items()) + ", "
               f"{args.threads} thread(s); simulated in {time.perf_counter() - start:.0f} s", flush=True)
         ours: dict[str, tuple[float, float | None]] = {}
         for name, targets in REGRESSORS.items():
-            module = load_model(_train("regressor", data, root / f"reg-{name}", val_fraction, budget, 32,
+            module = load_model(_train("regressor", data, root / f"reg-{name}", val_fraction, budget["regressor"], 32,
                                        targets=targets, model={"channels": [8, 16, 32, 64], "hidden": [64]}))
             err = relative_error(module.predict(test.images), module.targets_of(test.params))
             ours[f"rel. error A_dm, {name} output{'s' if name != 'single' else ''}"] = (float(err[0]), None)
@@ -97,13 +102,14 @@ def main() -> None:
             if name == "three":
                 ours["rel. error PS disk (three outputs)"] = (float(err[1]), None)
                 ours["rel. error PS GC (three outputs)"] = (float(err[2]), None)
-        module = load_model(_train("segmentation", data, root / "unet", val_fraction, budget, 16))
+        module = load_model(_train("segmentation", data, root / "unet", val_fraction, budget["segmentation"], 16))
         seg = segmentation_scores(module.predict(test.images), test.masks, threshold=module.config.threshold).summary()
         for key, label in (("accuracy_a", "accuracy A"), ("auc_a", "AUC A"), ("accuracy_b", "accuracy B"),
                            ("auc_b", "AUC B")):
             ours[f"segmentation {label}"] = (seg[key], seg[key + "_std"])
         for name, noise in NOISES.items():
-            module = load_model(_train("denoiser", data, root / f"dae-{name.split()[0]}", val_fraction, budget, 64,
+            module = load_model(_train("denoiser", data, root / f"dae-{name.split()[0]}", val_fraction,
+                                       budget["denoiser"], 64,
                                        data={"transform": [{"name": "MaxNorm"}]}, model={"noise": [noise]}))
             clean, noisy = module.corrupt(test.images, seed=0)
             ours[f"DAE MSE {name}"] = (float(mse_per_image(module.denoise(noisy), clean).mean()), None)

@@ -123,8 +123,7 @@ def sample_to_file(
             raise InputFileError(f"{out}: file exists (choose another name or overwrite it)")
         from lightning.fabric import Fabric
 
-        fabric = Fabric(accelerator="cuda" if device == "cuda" else device, devices=devices, num_nodes=num_nodes,
-                        strategy="ddp")
+        fabric = Fabric(accelerator=device, devices=devices, num_nodes=num_nodes, strategy="ddp")
         fabric.launch()
         rank, device = fabric.global_rank, fabric.device
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device

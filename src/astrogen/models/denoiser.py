@@ -99,13 +99,13 @@ class DenoiserModule(InferenceModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch["image"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         # The same noise for a validation batch at every evaluation: comparable across epochs.
         loss = self._loss(batch["image"], torch.Generator().manual_seed(10_000 + batch_idx))
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
 
     def corrupt(self, images, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(clean, noisy) normalised images ``[N, C, H, W]`` from physical ones, noise drawn from ``seed``."""

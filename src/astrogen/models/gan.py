@@ -380,7 +380,7 @@ class GANModule(L.LightningModule):
         opt_d.step()
         out = {"d_loss": d_loss.detach(), "wasserstein": wasserstein.detach()}
         self.log_dict({"train/d_loss": out["d_loss"], "train/wasserstein": out["wasserstein"],
-                       "train/gp": penalty.detach()}, prog_bar=True, batch_size=x.shape[0])
+                       "train/gp": penalty.detach()}, prog_bar=True, sync_dist=True, batch_size=x.shape[0])
         if batch_idx % o.n_critic == 0:
             self.toggle_optimizer(opt_g)  # no critic gradients in the generator step
             fake, kl = self._fake(x)
@@ -394,7 +394,7 @@ class GANModule(L.LightningModule):
             opt_g.step()
             self.untoggle_optimizer(opt_g)
             out["g_loss"] = g_loss.detach()
-            self.log("train/g_loss", out["g_loss"], prog_bar=True, batch_size=x.shape[0])
+            self.log("train/g_loss", out["g_loss"], prog_bar=True, sync_dist=True, batch_size=x.shape[0])
         self.last_real, self.last_fake = x.detach(), fake.detach()
         return out
 

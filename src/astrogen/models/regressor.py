@@ -141,15 +141,15 @@ class RegressorModule(InferenceModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss, pred, target = self._loss(batch)
         n = len(batch["image"])
-        self.log("val/loss", loss, prog_bar=True, batch_size=n)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=n)
         for j, name in enumerate(self.hparams.targets):
-            self.log(f"val/mae_{name}", (pred[:, j] - target[:, j]).abs().mean(), batch_size=n)
+            self.log(f"val/mae_{name}", (pred[:, j] - target[:, j]).abs().mean(), sync_dist=True, batch_size=n)
 
     def predict(self, images, batch_size: int = 256) -> np.ndarray:
         """Targets ``[N, T]`` (their own units) of physical images ``[N, C, H, W]``."""

@@ -126,11 +126,11 @@ class SegmentationModule(InferenceModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch["image"]))
+        self.log("val/loss", self._loss(batch), prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
 
     def predict(self, images, batch_size: int = 128) -> np.ndarray:
         """Point-source probability ``[N, 1, H, W]`` of physical images ``[N, C, H, W]``."""

@@ -98,7 +98,7 @@ class VAEModule(L.LightningModule):
         x = batch["image"]
         loss, recon, kl = negative_elbo(x, *self(x), beta=self.optim_config.beta)
         self.log_dict({f"{stage}/loss": loss, f"{stage}/reconstruction": recon, f"{stage}/kl": kl},
-                      prog_bar=stage == "train", batch_size=x.shape[0], sync_dist=stage == "val")
+                      prog_bar=stage == "train", sync_dist=True, batch_size=x.shape[0])
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
