@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=5, help="warm-up steps not timed")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                         help="our module's variants to time (default always runs)")
     args = parser.parse_args()
@@ -138,8 +138,14 @@ def run(args: argparse.Namespace) -> None:
     embed_dim = unet.time_embedding.linear_2.out_features
     timed = args.steps - args.skip
     ours, bare, first, unavailable = {v: [] for v in variants}, [], {}, {}
-    for _ in range(args.repeats):  # alternate, keep the best of each: the machine is noisy
-        for variant in [v for v in variants if v not in unavailable]:
+    jobs = [*variants, "bare"]
+    for repeat in range(args.repeats):  # alternate, rotating who goes first, keep the best: the machine is noisy
+        for variant in jobs[repeat % len(jobs):] + jobs[:repeat % len(jobs)]:
+            if variant == "bare":
+                bare.append(bare_loop(bare_unet, images.to(device), embed_dim, args.steps, args.skip, device) / timed)
+                continue
+            if variant in unavailable:
+                continue
             try:
                 timer = train_ours(modules[variant], batches[variant], args.steps, args.skip, device)
             except RuntimeError as err:  # e.g. torch.compile without a working C++ compiler
@@ -149,7 +155,6 @@ def run(args: argparse.Namespace) -> None:
                 continue
             ours[variant].append(timer.seconds / timer.steps)
             first.setdefault(variant, timer.first)  # the very first step: compilation happens there
-        bare.append(bare_loop(bare_unet, images.to(device), embed_dim, args.steps, args.skip, device) / timed)
     best = {v: min(times) for v, times in ours.items() if times}
     bare = min(bare)
     default = best["default"]
