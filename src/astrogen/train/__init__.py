@@ -73,7 +73,7 @@ class RunConfig(StrictModel):
     num_nodes: int = Field(1, ge=1, description="machines (e.g. SLURM nodes)")
     strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = Field(
         "auto", description="'ddp' for several devices (processes); 'fsdp' shards the model (GPUs)")
-    channels_last: bool = Field(False, description="NHWC weights and activations (try on GPUs; 14% slower on CPU)")
+    channels_last: bool = Field(False, description="NHWC weights and activations (try on GPUs; no gain on CPU)")
     compile: bool = Field(False, description="torch.compile the networks (try on GPUs; no gain on CPU)")
     seed: int = Field(0, ge=0)
 
