@@ -95,7 +95,9 @@ def test_ddp_on_two_processes_matches_one_process_with_the_same_global_batch(tmp
     a = torch.load(one.checkpoint, weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "two" / "final.ckpt", weights_only=False)["state_dict"]
     assert a.keys() == b.keys() and any(k.startswith("ema.") for k in a)
-    for key in a:
+    # Attention key biases shift every logit of a query equally: softmax ignores them, so their gradient is 0 up
+    # to round-off, which differs with the summation order and which Adam scales up to +-lr steps. Skip them.
+    for key in (k for k in a if not k.endswith("to_k.bias")):
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
@@ -111,8 +113,8 @@ def test_sampling_on_two_processes_writes_the_samples_of_one(tmp_path):
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("wrote samples") == 1
-    with FieldSet(one) as a, FieldSet(tmp_path / "two.h5") as b:
-        np.testing.assert_array_equal(b[:].images, a[:].images)
+    with FieldSet(one) as a, FieldSet(tmp_path / "two.h5") as b:  # same seeds; threads change the round-off
+        np.testing.assert_allclose(b[:].images, a[:].images, rtol=1e-4, atol=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blobs.h5", "one.h5", "run", "two.h5"]  # parts removed
 
 
