@@ -115,6 +115,8 @@ def test_sampling_on_two_processes_writes_the_samples_of_one(tmp_path):
     assert done.stdout.count("wrote samples") == 1
     with FieldSet(one) as a, FieldSet(tmp_path / "two.h5") as b:  # same seeds; threads change the round-off
         np.testing.assert_allclose(b[:].images, a[:].images, rtol=1e-4, atol=1e-4)
+        assert b.meta.provenance["generated_from"] == a.meta.provenance["generated_from"] == str(run.checkpoint)
+        assert b.meta.provenance["sampler"] == "dpm" and b.meta.seed == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blobs.h5", "one.h5", "run", "two.h5"]  # parts removed
 
 

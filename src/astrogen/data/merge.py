@@ -94,12 +94,14 @@ def _order_shards(sets: list[FieldSet]) -> list[FieldSet]:
 
 
 def _merged_meta(sets: Sequence[FieldSet], virtual: bool) -> FieldMeta:
-    """The shared metadata; run provenance kept only where all inputs agree."""
+    """The shared metadata; run provenance and provenance entries kept only where all inputs agree."""
     meta = sets[0].meta
     common = {key: getattr(meta, key) if all(getattr(fs.meta, key) == getattr(meta, key) for fs in sets) else None
               for key in _RUN}
     common["config"] = common["config"] or {}
-    provenance = {"astrogen_version": __version__, "made_by": "astrogen.data.merge_fieldsets",
+    shared = {key: value for key, value in meta.provenance.items() if key != "shard"
+              and all(fs.meta.provenance.get(key) == value for fs in sets)}  # e.g. generated_from, sampler
+    provenance = {**shared, "astrogen_version": __version__, "made_by": "astrogen.data.merge_fieldsets",
                   "merged_from": len(sets), "virtual": virtual}
     shard = meta.provenance.get("shard")
     if shard is not None:
