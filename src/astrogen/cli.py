@@ -233,7 +233,8 @@ def train_(
     result = train(config, overrides, resume=resume, progress=True)
     if rank_zero_only.rank == 0:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
-        console.print(f"trained {result.steps} steps ({metrics}); checkpoint {result.checkpoint}")
+        best = f"; best on validation {result.best}" if result.best else ""
+        console.print(f"trained {result.steps} steps ({metrics}); checkpoint {result.checkpoint}{best}")
 
 
 def _parse_conditions(items: list[str]) -> dict[str, float]:

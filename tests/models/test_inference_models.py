@@ -1,5 +1,7 @@
 """Inference networks: each overfits a tiny batch; targets round-trip; training through `astrogen.train`."""
 
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -114,11 +116,19 @@ def test_regressor_and_unet_train_from_configs_and_reload(gc_file, tmp_path):
     from astrogen.models.inference import load_model
     from astrogen.train import train
 
-    common = {"trainer": {"max_steps": 4, "val_every_steps": 2, "accelerator": "cpu", "devices": 1}}
+    common = {"trainer": {"max_steps": 6, "val_every_steps": 2, "accelerator": "cpu", "devices": 1}}
     reg = train({"kind": "regressor", "data": {"path": str(gc_file), "batch_size": 16},
                  "targets": ["A_dm", "n_ps_disk+n_ps_gc"], "model": {"channels": [8, 8], "hidden": [16]},
-                 "trainer": {**common["trainer"], "out": str(tmp_path / "reg")}}, progress=False)
+                 "optim": {"lr": 0.03}, "trainer": {**common["trainer"], "out": str(tmp_path / "reg")}},
+                progress=False)
     module = load_model(reg.checkpoint)
+    # best.ckpt holds the weights of the validation with the lowest val/loss (logged after steps 2, 4, 6;
+    # lr 0.03 makes it jump, so the best is not simply the last).
+    with open(reg.out / "logs" / "metrics.csv") as f:
+        logged = [(float(row["val/loss"]), int(row["step"])) for row in csv.DictReader(f) if row["val/loss"]]
+    assert len(logged) == 3 and reg.best == reg.out / "best.ckpt"
+    assert torch.load(reg.best, weights_only=False)["global_step"] == min(logged)[1] + 1
+    assert isinstance(load_model(reg.best), type(module))
     from astrogen.data import FieldSet
 
     with FieldSet(gc_file) as fs:

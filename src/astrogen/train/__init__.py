@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,7 @@ class TrainResult:
     out: Path
     steps: int
     metrics: dict[str, float]
+    best: Path | None = None  # ``out/best.ckpt``: the checkpoint with the best monitored validation metric
 
 
 def _precision(name: str) -> str:
@@ -261,8 +263,10 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
     """Train the model described by ``config`` (YAML path, dict or config model; ``kind`` picks the task).
 
     Returns the final checkpoint (``out/final.ckpt``); for diffusion it holds the weights, their EMA, the
-    data transform, condition normalisation and the training set's metadata. ``resume`` continues a run
-    from one of its checkpoints (optimizer, EMA and step count included).
+    data transform, condition normalisation and the training set's metadata. Tasks that monitor a validation
+    metric also leave ``out/best.ckpt``, a copy of the checkpoint where it was lowest (the one to evaluate
+    when a model overfits). ``resume`` continues a run from one of its checkpoints (optimizer, EMA and step
+    count included).
     """
     cfg = load_train_config(config, overrides)
     task = get_task(cfg.kind)
@@ -280,10 +284,15 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
     if resume is not None and not Path(resume).is_file():
         raise ConfigError(f"--resume {resume}: no such checkpoint")
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
-    final = Path(cfg.trainer.out) / "final.ckpt"
-    trainer.save_checkpoint(final)
+    out = Path(cfg.trainer.out)
+    trainer.save_checkpoint(out / "final.ckpt")
+    best = trainer.checkpoint_callback.best_model_path if task.monitor else ""
+    if best and trainer.is_global_zero:
+        partial = out / "best.ckpt.partial"
+        shutil.copyfile(best, partial)
+        partial.replace(out / "best.ckpt")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return TrainResult(final, Path(cfg.trainer.out), trainer.global_step, metrics)
+    return TrainResult(out / "final.ckpt", out, trainer.global_step, metrics, out / "best.ckpt" if best else None)
 
 
 def _build_diffusion(cfg: TrainConfig):
