@@ -6,6 +6,7 @@ import pytest
 from astrogen.errors import DataError
 from astrogen.stats.inference import (
     accuracy,
+    accuracy_cut,
     brightest_pixels,
     mean_absolute_error,
     relative_error,
@@ -57,6 +58,23 @@ def test_brightest_pixels_and_approaches_a_and_b_by_hand():
     np.testing.assert_allclose(b.auc_b, [(4 + 1) / 8])  # positives 0.9, 0.01 vs 0.5, 0.3, 0.015, 0.0
     summary = segmentation_scores(np.concatenate([prob, prob]), np.concatenate([mask, mask]), threshold=1.0).summary()
     assert summary["accuracy_a"] == pytest.approx(2 / 6) and summary["accuracy_a_std"] == 0
+
+
+def test_accuracy_cut_by_hand_and_against_a_scan():
+    # threshold 1: positives (mask 5, 3, 2) score 0.9, 0.6, 0.2; negatives 0.5, 0.3, 0.0. Pixels right at
+    # cut 0: 3 + 1, 0.2: 2 + 1, 0.3: 2 + 2, 0.5: 2 + 3 (the best), 0.6: 1 + 3, 0.9: 0 + 3.
+    mask = np.array([[[5.0, 0.5, 3.0], [0.0, 2.0, 0.1]]])
+    prob = np.array([[[0.9, 0.5, 0.6], [0.3, 0.2, 0.0]]])
+    cut = accuracy_cut(prob, mask, threshold=1.0)
+    assert cut == 0.5
+    assert segmentation_scores(prob, mask, cut=cut, threshold=1.0).accuracy_a == pytest.approx(5 / 6)
+    # random maps: no cut on a fine grid does better than the chosen one
+    rng = np.random.default_rng(1)
+    mask = rng.exponential(2.0, (5, 8, 8))
+    prob = np.clip(mask / 10 + rng.normal(0, 0.1, mask.shape), 0, 1)
+    best = segmentation_scores(prob, mask, cut=accuracy_cut(prob, mask)).summary()["accuracy_a"]
+    scan = max(segmentation_scores(prob, mask, cut=c).summary()["accuracy_a"] for c in np.linspace(0, 1, 401))
+    assert best >= scan - 1e-12 and best > segmentation_scores(prob, mask).summary()["accuracy_a"]
 
 
 def test_accuracy_batched_and_bad_input():
