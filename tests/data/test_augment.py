@@ -52,3 +52,13 @@ def test_augment_is_seeded_and_preserves_pixel_values(device):
 def test_dihedral_rejects_non_square_images():
     with pytest.raises(DataError, match="square"):
         dihedral(torch.zeros(1, 1, 4, 5), torch.tensor([1]))
+
+
+def test_flips_draw_exactly_the_four_maps_that_keep_the_image_axes():
+    x = torch.randn(1, 1, 5, 5)
+    out = Augment(dihedral="flips")(x.expand(200, -1, -1, -1), torch.Generator().manual_seed(0))
+    seen = {tuple(im.flatten().tolist()) for im in out}
+    expected = {tuple(torch.flip(x[0], dims).flatten().tolist()) for dims in [(), (-1,), (-2,), (-2, -1)]}
+    assert seen == expected
+    with pytest.raises(DataError, match="flips"):
+        Augment(dihedral="mirror")

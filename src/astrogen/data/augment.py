@@ -1,4 +1,5 @@
-"""Augmentation by the symmetries of the data: the 8 dihedral maps and random periodic shifts.
+"""Augmentation by the symmetries of the data: the 8 dihedral maps (or the 4 flips among them) and random
+periodic shifts.
 
 Both act on whole batches ``[N, C, ..., H, W]`` of torch tensors with one random draw per sample and
 no Python loop over samples. Dihedral maps act on the last two (image) axes; shifts act on every
@@ -8,10 +9,15 @@ spatial axis and are only valid for periodic fields.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from astrogen.errors import DataError
+
+# Dihedral maps (numbered as in `dihedral`) that keep the image axes: identity, half turn, left-right and
+# up-down mirror. They are the symmetries of a sky with a preferred axis, e.g. a horizontal Galactic disk.
+FLIPS = (0, 2, 5, 7)
 
 
 def _dihedral_op(x: torch.Tensor, op: int) -> torch.Tensor:
@@ -54,17 +60,24 @@ class Augment:
 
     Parameters
     ----------
-    dihedral : apply one of the 8 dihedral maps (flips, quarter turns) per sample.
+    dihedral : apply one of the 8 dihedral maps (flips, quarter turns) per sample; ``"flips"``: one of the 4
+        that keep the image axes (`FLIPS`); False: none.
     shift : roll each sample by a uniform random number of pixels along every spatial axis
         (periodic fields only).
     """
 
-    dihedral: bool = True
+    dihedral: bool | Literal["flips"] = True
     shift: bool = False
+
+    def __post_init__(self):
+        if self.dihedral not in (True, False, "flips"):
+            raise DataError(f"augmentation: dihedral must be true, false or 'flips', got {self.dihedral!r}")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         n = x.shape[0]
-        if self.dihedral:
+        if self.dihedral == "flips":
+            x = dihedral(x, torch.tensor(FLIPS)[torch.randint(0, len(FLIPS), (n,), generator=generator)])
+        elif self.dihedral:
             x = dihedral(x, torch.randint(0, 8, (n,), generator=generator))
         if self.shift:
             sizes = torch.tensor(x.shape[2:])

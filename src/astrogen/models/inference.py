@@ -13,6 +13,7 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -38,7 +39,9 @@ class InferenceData(StrictModel):
     val_fraction: float = Field(0.1, gt=0, lt=1, description="last fraction of the file held out")
     transform: list[dict] = Field(default_factory=lambda: [{"name": "Log1p"}, {"name": "MinMax"}],
                                   description="Compose stages mapping physical images to network inputs")
-    augment: bool = Field(False, description="random dihedral symmetries (only if the sky has none preferred)")
+    augment: bool | Literal["flips"] = Field(
+        False, description="random symmetries: true, the 8 dihedral maps (only if no direction is preferred); "
+        "'flips', the mirror flips about both image axes and the half turn (they keep a horizontal disk horizontal)")
     batch_size: int = Field(32, ge=1, description="global batch, split across devices x nodes")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per device")
 
@@ -79,7 +82,7 @@ def split_loaders(cfg: InferenceData, params: list[str], masks: bool = False, se
         transform.fit(fs.image_batches(stop=n_train))
         train_params = {name: np.asarray(fs.params[name][:n_train]) for name in fs.param_names}
         shape = list(fs.sample_shape)
-    augment = Augment(dihedral=True) if cfg.augment else None
+    augment = Augment(dihedral=cfg.augment) if cfg.augment else None
     train_set = FieldSetDataset(cfg.path, transform, augment, params=params, masks=masks)
     val_set = FieldSetDataset(cfg.path, transform, None, params=params, masks=masks)
     train, val = make_loaders(train_set, val_set, range(n_train), range(n_train, n_total), cfg.batch_size,
