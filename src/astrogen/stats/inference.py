@@ -121,7 +121,7 @@ def accuracy_cut(prob, mask, threshold: float = DEFAULT_THRESHOLD) -> float:
     Choose it on validation images, never on the images it will score. All images have the same number of
     pixels, so the mean per-image accuracy is the pixel accuracy, (negatives with p <= cut + positives with
     p > cut) / pixels; one sort of each class gives it at every distinct probability at once. Returns the
-    smallest best cut (0 when predicting every pixel is best).
+    smallest best cut (0 when marking every pixel with p > 0 is best).
     """
     prob, mask = _pair(prob, mask, "accuracy cut")
     truth = mask > threshold
