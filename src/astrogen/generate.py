@@ -99,6 +99,7 @@ def sample_to_file(
     inputs_from: str | os.PathLike | None = None,
     devices: int = 1,
     num_nodes: int = 1,
+    clamp: bool = False,
 ) -> Path:
     """Sample a diffusion, GAN or VAE checkpoint into a FieldSet, streamed to disk batch by batch.
 
@@ -111,6 +112,10 @@ def sample_to_file(
     ``devices`` x ``num_nodes`` > 1 launches that many processes (Lightning Fabric, DDP; ``device`` names the
     accelerator): each samples a contiguous range of batches into a part file next to ``out``, and rank 0
     joins the parts into ``out`` (the samples one process writes) and deletes them.
+
+    ``clamp`` (diffusion only; off by default) limits samples to the training range widened by 25% of its width;
+    the fraction of pixels clamped is stored in the provenance (``clamp``) and the scorecard's out_of_range row
+    counts them.
     """
     from astrogen.models.diffusion import DiffusionModule
 
@@ -129,8 +134,10 @@ def sample_to_file(
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     module = load_model(checkpoint, device)
     diffusion = isinstance(module, DiffusionModule)
-    if not diffusion and (cond or cond_from):
-        raise ConfigError(f"{checkpoint}: only diffusion models take conditions")
+    if not diffusion and (cond or cond_from or clamp):
+        raise ConfigError(f"{checkpoint}: only diffusion models take conditions or --clamp")
+    if clamp and world > 1:
+        raise ConfigError("clamp: sampling with several processes cannot record the clamped fraction; use one")
     if (inputs_from is not None) != (getattr(module, "kind", None) in ("pixgan", "vaegan")):
         raise ConfigError(f"{checkpoint}: inputs_from is for pixgan and vaegan models, and they need it")
     names = module.conditions if diffusion else []
@@ -141,7 +148,7 @@ def sample_to_file(
             raise ConfigError(f"{inputs.path} has {len(inputs)} maps, {n} samples asked for")
     values, n = _conditions(names, n, cond, cond_from)
     meta = FieldMeta.from_attrs(module.hparams.data_meta or {"channels": []})
-    how = {"sampler": sampler, "steps": steps, "guidance": guidance} if diffusion else \
+    how = {"sampler": sampler, "steps": steps, "guidance": guidance, "clamp": {"applied": clamp}} if diffusion else \
         {"inputs_from": str(inputs_from)} if inputs is not None else {}
     meta = replace(meta, simulator=None, simulator_version=None, seed=seed, config={}, provenance={
         "generated_from": str(checkpoint), **how,
@@ -158,6 +165,7 @@ def sample_to_file(
     if world > 1:
         parts.mkdir(exist_ok=True)
     n_mine = min(n, mine.stop * batch_size) - mine.start * batch_size
+    clamped = 0
     try:
         with FieldSetWriter(target, module.hparams.image_shape, meta, param_names=names, compression=compression,
                             overwrite=overwrite or world > 1) as writer, \
@@ -167,7 +175,8 @@ def sample_to_file(
                 generator = torch.Generator().manual_seed(batch_seed(seed, b))
                 if diffusion:
                     images = module.generate(len(rows), sampler, steps, torch.from_numpy(rows) if names else None,
-                                             guidance, generator)
+                                             guidance, generator, clamp=clamp)
+                    clamped += module.clamped_pixels
                 elif inputs is not None:
                     maps = torch.from_numpy(inputs[b * batch_size : b * batch_size + len(rows)].images)
                     images = module.generate(None, generator, maps)
@@ -175,6 +184,10 @@ def sample_to_file(
                     images = module.generate(len(rows), generator)
                 writer.append(images.float().cpu().numpy(), dict(zip(names, rows.T)))
                 advance(len(rows))
+            if clamp:
+                fraction = clamped / (n_mine * int(np.prod(module.hparams.image_shape)))
+                meta.provenance["clamp"] = {"applied": True, "clamped_fraction": fraction}
+                writer.update_meta(meta)
     finally:
         if inputs is not None:
             inputs.close()

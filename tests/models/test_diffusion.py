@@ -1,4 +1,3 @@
-import warnings
 
 import numpy as np
 import pytest
@@ -134,19 +133,46 @@ def test_conditioning_changes_the_output_and_dropout_removes_it():
         torch.testing.assert_close(net(x, t, a, dropped), net(x, t, b, dropped))
 
 
-def test_samples_outside_the_training_range_are_clamped_with_a_warning():
-    transform = Log1p()  # an exponential inverse: unclamped outliers overflow to inf
+def test_samples_are_clamped_only_when_asked_and_the_clamp_is_counted():
+    transform = Log1p()  # an exponential inverse: unclamped outliers overflow
     module = DiffusionModule(model=TINY, image_shape=[1, 4, 4], transform=transform.to_dict(),
                              data_range=[[0.0], [2.0]])
     module.ema.module = GaussianOracle(100.0, 0.01)  # network-space "data" far beyond the training range
-    with pytest.warns(UserWarning, match="clamped"):
-        images = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0))
+    raw = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0))
+    assert module.clamped_pixels == 0 and (raw > np.expm1(50)).all()  # nothing adjusted by default
+    images = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0), clamp=True)
     assert torch.allclose(images, torch.expm1(torch.tensor(2.5)))  # max 2 + 25% of the width 2
+    assert module.clamped_pixels == images.numel()
     module.ema.module = GaussianOracle(1.0, 0.01)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
-        inside = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0))
-    assert (inside < np.expm1(2.5)).all()
+    inside = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0), clamp=True)
+    assert (inside < np.expm1(2.5)).all() and module.clamped_pixels == 0
+
+
+def test_ema_warm_up_forgets_the_initialisation():
+    # decay min(d, (1 + s) / (10 + s)): after 1,000 updates at d = 0.9995 the initial weights keep
+    # prod_s beta_s of their weight, far below the fixed-decay 0.9995^1000 = 0.61.
+    module = DiffusionModule(model=TINY, image_shape=[1, 4, 4], ema_decay=0.9995)
+    first = [p.detach().clone() for p in module.denoiser.parameters()]
+    module.ema.update_parameters(module.denoiser)  # the first call copies
+    with torch.no_grad():
+        for p in module.denoiser.parameters():
+            p.zero_()
+    kept = 1.0
+    for s in range(1000):
+        module.ema.update_parameters(module.denoiser)
+        kept *= min(0.9995, (1 + s) / (10 + s))
+    for averaged, start in zip(module.ema.module.parameters(), first):
+        torch.testing.assert_close(averaged, start * kept, rtol=1e-4, atol=1e-7)
+    assert kept < 0.05
+
+
+def test_min_snr_weights_follow_the_x0_loss():
+    from astrogen.models.diffusion import min_snr_weight
+
+    snr = torch.tensor([0.1, 1.0, 5.0, 100.0])
+    # eps loss = SNR x0 loss, v loss = (SNR + 1) x0 loss: both weighted to min(SNR, 5) x0 loss.
+    torch.testing.assert_close(min_snr_weight(snr, 5.0, "epsilon") * snr, snr.clamp(max=5))
+    torch.testing.assert_close(min_snr_weight(snr, 5.0, "v") * (snr + 1), snr.clamp(max=5))
 
 
 def test_tiny_model_overfits_a_small_batch():

@@ -261,6 +261,12 @@ class FieldSetWriter:
             self._params[name][self.n : stop] = values
         self.n = stop
 
+    def update_meta(self, meta: FieldMeta) -> None:
+        """Replace the metadata attributes (e.g. provenance known only once every sample is written)."""
+        if len(meta.channels) != self.sample_shape[0]:
+            raise DataError(f"{len(meta.channels)} channel names {meta.channels} for {self.sample_shape[0]} channels")
+        self._file.attrs.update(meta.to_attrs())
+
     def close(self) -> FieldSet:
         """Mark the file complete, move it into place atomically, and open it for reading."""
         if self.n == 0:

@@ -19,7 +19,6 @@ for classifier-free guidance.
 
 from __future__ import annotations
 
-import warnings
 from functools import partial
 from typing import Literal
 
@@ -30,15 +29,15 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from diffusers.models.embeddings import get_timestep_embedding
 from pydantic import Field, model_validator
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from astrogen.config import StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
+from astrogen.stats.compare import RANGE_MARGIN
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
-RANGE_MARGIN = 0.25  # samples beyond the training range by more than this fraction of it are clamped
 
 MODEL_PRESETS = {
     # CPU demo: ~1.5 M parameters, attention at the two coarsest levels.
@@ -64,6 +63,8 @@ class DiffusionConfig(StrictModel):
     beta_end: float = Field(0.02, gt=0, lt=1)
     prediction: Literal["epsilon", "v"] = "epsilon"
     loss: Literal["mse", "huber"] = "mse"
+    snr_gamma: float | None = Field(None, gt=0, description="min-SNR-gamma loss weighting (Hang et al. 2023); "
+                                    "None weights every t equally in the prediction's own loss")
     cond_features: int = Field(64, ge=2, description="sinusoidal features per condition")
 
     @model_validator(mode="after")
@@ -195,11 +196,37 @@ class Denoiser(nn.Module):
         return self.unet(x, t, class_labels=labels).sample
 
 
-def diffusion_loss(kind: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE or Huber (delta = 1) between the network output and its target."""
-    if kind == "huber":
-        return F.huber_loss(prediction.float(), target.float())
-    return F.mse_loss(prediction.float(), target.float())
+def diffusion_loss(kind: str, prediction: torch.Tensor, target: torch.Tensor,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
+    """MSE or Huber (delta = 1) between the network output and its target, optionally weighted per sample
+    (``weight`` [N]; the mean over samples of weight x per-sample mean loss)."""
+    fn = F.huber_loss if kind == "huber" else F.mse_loss
+    per_pixel = fn(prediction.float(), target.float(), reduction="none")
+    if weight is None:
+        return per_pixel.mean()
+    return (per_pixel.flatten(1).mean(1) * weight.float()).mean()
+
+
+def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: str) -> torch.Tensor:
+    """Min-SNR-gamma weights (Hang et al. 2023, arXiv:2303.09556) for the eps or v loss at signal-to-noise
+    ``snr`` = abar / (1 - abar): the x_0 loss weighted by min(SNR, gamma), i.e. min(SNR, gamma) / SNR for eps
+    and min(SNR, gamma) / (SNR + 1) for v (the eps loss is SNR x, the v loss (SNR + 1) x the x_0 loss)."""
+    clipped = snr.clamp(max=gamma)
+    return clipped / snr if prediction == "epsilon" else clipped / (snr + 1)
+
+
+def ema_warmup_avg_fn(decay: float):
+    """EMA update with warm-up for `AveragedModel`: decay min(d, (1 + s) / (10 + s)) at update s = 0, 1, ...
+    (diffusers' EMAModel), so the average forgets its random initialisation within the first few hundred
+    steps (a fixed 0.9995 keeps 61% of it after 1,000 steps)."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        step = int(num_averaged) - 1  # AveragedModel copies on the first call and counts it
+        beta = min(decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(averaged, current, 1 - beta)
+
+    return update
 
 
 @torch.inference_mode()
@@ -256,12 +283,14 @@ class DiffusionModule(L.LightningModule):
     cond_jitter : std of the Gaussian jitter added to each condition during training (its own units).
     cond_dropout : probability of dropping a sample's condition (classifier-free guidance).
     lr, weight_decay, warmup_steps : AdamW settings and linear learning-rate warm-up (steps).
-    ema_decay : decay of the exponential moving average of the weights used for sampling.
+    ema_decay : decay of the exponential moving average of the weights used for sampling (with warm-up,
+        `ema_warmup_avg_fn`).
     transform : `Transform.to_dict()` of the fitted data transform (physical -> network space).
     data_meta : `FieldMeta.to_attrs()` of the training set.
-    data_range : per-channel ``[min, max]`` of the training images in network space; samples are clamped
-        to it, widened by ``RANGE_MARGIN`` of its width on each side, before the transform is inverted, so
-        an undertrained model cannot overflow an exponential inverse (a warning gives the clamped fraction).
+    data_range : per-channel ``[min, max]`` of the training images in network space; ``generate(clamp=True)``
+        clamps samples to it, widened by ``RANGE_MARGIN`` of its width on each side, before the transform is
+        inverted, and counts the clamped pixels in ``clamped_pixels``. Off by default: nothing adjusts samples
+        unless asked.
     """
 
     def __init__(
@@ -289,7 +318,7 @@ class DiffusionModule(L.LightningModule):
             raise DataError(f"diffusion models need square images, got {height} x {width}")
         self.conditions = list(conditions)
         self.denoiser = Denoiser(self.config, channels, height, len(self.conditions))
-        self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+        self.ema = AveragedModel(self.denoiser, multi_avg_fn=ema_warmup_avg_fn(ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)
         self.schedule = NoiseSchedule(make_scheduler(self.config).betas)
         for name, values in (("cond_mean", cond_mean), ("cond_std", cond_std), ("cond_jitter", cond_jitter)):
@@ -297,6 +326,7 @@ class DiffusionModule(L.LightningModule):
                 raise ConfigError(f"{name} has {len(values)} values for {len(self.conditions)} conditions")
             self.register_buffer(name, torch.tensor(list(values), dtype=torch.float32))
         self.transform = Transform.from_dict(transform) if transform else None
+        self.clamped_pixels = 0  # pixels the last `generate` call clamped (0 unless clamp=True)
 
     def standardise(self, cond: torch.Tensor) -> torch.Tensor:
         """Conditions in their own units ``[N, P]`` -> standardised network inputs."""
@@ -322,7 +352,11 @@ class DiffusionModule(L.LightningModule):
             cond = self.standardise(cond)
         out = self.denoiser(self.schedule.q_sample(x0, t, eps), t, cond, keep)
         target = eps if self.config.prediction == "epsilon" else self.schedule.velocity(x0, eps, t)
-        return diffusion_loss(self.config.loss, out, target)
+        weight = None
+        if self.config.snr_gamma is not None:
+            abar = self.schedule.alphas_cumprod.to(x0.device)[t]
+            weight = min_snr_weight(abar / (1 - abar), self.config.snr_gamma, self.config.prediction)
+        return diffusion_loss(self.config.loss, out, target, weight)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -354,8 +388,14 @@ class DiffusionModule(L.LightningModule):
         guidance: float = 1.0,
         generator: torch.Generator | None = None,
         use_ema: bool = True,
+        clamp: bool = False,
     ) -> torch.Tensor:
-        """``n`` samples in physical units: conditions ``cond`` [n, P] in their own units."""
+        """``n`` samples in physical units: conditions ``cond`` [n, P] in their own units.
+
+        ``clamp`` limits samples to the training range widened by ``RANGE_MARGIN`` (in network space) and sets
+        ``clamped_pixels`` to the number of pixels it changed; callers must record it (`sample_to_file` stores
+        the fraction in the output's provenance and the scorecard's out-of-range row counts it).
+        """
         if bool(self.conditions) != (cond is not None):
             raise ConfigError(f"the model is conditioned on {self.conditions or 'nothing'}; "
                               f"{'pass' if self.conditions else 'do not pass'} conditions")
@@ -363,14 +403,14 @@ class DiffusionModule(L.LightningModule):
         shape = (n, *self.hparams.image_shape)
         x = sample(network.eval(), self.config, shape, sampler, steps,
                    None if cond is None else self.standardise(cond.float()), guidance, generator, self.device)
-        if self.hparams.data_range is not None:
+        self.clamped_pixels = 0
+        if clamp:
+            if self.hparams.data_range is None:
+                raise ConfigError("clamp: this checkpoint stores no training range")
             low, high = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None]
                          for v in self.hparams.data_range)
             margin = RANGE_MARGIN * (high - low)
             clamped = x.clamp(low - margin, high + margin)
-            outside = (clamped != x).float().mean().item()
-            if outside > 0:
-                warnings.warn(f"{100 * outside:.2g}% of generated pixels lay outside the training range (widened by "
-                              f"{RANGE_MARGIN:.0%}) and were clamped to it: train longer", stacklevel=2)
+            self.clamped_pixels = int((clamped != x).sum())
             x = clamped
         return x if self.transform is None else self.transform.inverse(x)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # Statistics drawn in the report when none are named (the scorecard's defaults); "morphology" is added
 # for galaxy images, "marginals" always. Both are drawn but not scored: the scorecard contract does not list them.
-DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean")
+DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean", "out_of_range")
 REPORT_ONLY = ("morphology", "marginals")
 GALAXY_BANDS = frozenset("ugrizy")
 N_SHOW = 6  # maps of each set in the sample grid
@@ -327,7 +327,7 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
                      for fs, index in ((real_fs, real_index), (gen_fs, gen_index))))
         drawn = [name for name in SECTIONS if name in wanted]
         scored = tuple(name for name in wanted if name not in REPORT_ONLY)
-        from astrogen.stats.compare import FileBatches, compare_batches  # after the input checks
+        from astrogen.stats.compare import FileBatches, clamped_fraction, compare_batches  # after the input checks
 
         module = None if judge is None else _load_judge(judge)
         real_batches = FileBatches(real_fs, batch_size, real_index)
@@ -338,7 +338,8 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
                           enabled=progress) as advance:
             observe, kept = _collector(x, drawn, module, advance)
             scorecard = compare_batches(real_batches, gen_batches, stats=scored, pixel_size=x.pixel_size, seed=seed,
-                                        periodic=x.periodic, provenance=shapes, observe=observe)
+                                        periodic=x.periodic, provenance=shapes, observe=observe,
+                                        clamped_fraction=clamped_fraction(gen_fs))
             sections = _samples(x, kept["real"], kept["generated"])
             advance(1)
             for name in drawn:

@@ -7,7 +7,9 @@ A distance compares the two sets' summaries through their means:
 * ``chi2``   chi^2 per bin of the mean difference, with the real set's covariance scaled to the error of a
   difference of means, Cov_real (1/N_real + 1/N_gen), Hartlap-corrected (peaks, Minkowski, clusters, bispectrum);
 * ``ks``     Kolmogorov-Smirnov distance between the set-mean binned pixel distributions, worst channel;
-* ``offset`` |mean of generated map means - mean of real map means| / scatter of the real map means, worst channel.
+* ``offset`` |mean of generated map means - mean of real map means| / scatter of the real map means, worst channel;
+* ``fraction`` the mean of the generated maps' summaries (out-of-range pixels), plus the fraction of pixels the
+  sampler clamped (recorded in the generated set's provenance): clamped pixels count as out of range.
 
 The error bar is the standard deviation of the distance over ``n_bootstrap`` resamples (with replacement) of both
 sets; resampling only reweights the summary arrays (a [n_boot, N] weight matrix times [N, B]), no FFT is redone.
@@ -31,7 +33,11 @@ import numpy as np
 from astrogen.errors import ConfigError, DataError, UnknownNameError
 from astrogen.stats._common import as_maps, batch_ndim
 
-DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean")
+DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean", "out_of_range")
+
+# Pixels beyond the real set's range widened by this fraction of its width on each side are "out of range"
+# (also the margin of `DiffusionModule.generate(clamp=True)`).
+RANGE_MARGIN = 0.25
 
 PDF_BINS = 50
 
@@ -139,6 +145,15 @@ def _mean(maps, ctx):
     return maps.reshape(*maps.shape[:2], -1).mean(-1)[..., None]
 
 
+def _out_of_range(maps, ctx):
+    """Fraction of each map's pixels outside the real set's range widened by `RANGE_MARGIN`: [n, 1, 1]."""
+    real = ctx["real"]
+    margin = RANGE_MARGIN * (real.max - real.min)
+    low, high = (real.min - margin)[:, None, None], (real.max + margin)[:, None, None]
+    outside = (maps < low) | (maps > high) | ~np.isfinite(maps)
+    return outside.reshape(len(maps), -1).mean(-1)[:, None, None]
+
+
 REGISTRY: dict[str, Statistic] = {
     "pixel_pdf": Statistic(_pixel_pdf, lambda r: (r[0], 0.5 * (r[1][-1, 1:] + r[1][-1, :-1])), "ks", 0.05,
                            "KS distance of the binned pixel PDFs"),
@@ -154,6 +169,9 @@ REGISTRY: dict[str, Statistic] = {
                           "chi2", 3.0, "chi^2 / bin of cluster counts and skeleton lengths"),
     "mean": Statistic(_mean, lambda r: (r, np.zeros(1)), "offset", 0.5,
                       "|mean offset| in units of the real map-mean scatter"),
+    "out_of_range": Statistic(_out_of_range, lambda r: (r, np.zeros(1)), "fraction", 0.001,
+                              f"fraction of generated pixels beyond the real range widened by {RANGE_MARGIN:.0%} of "
+                              "its width, or clamped by the sampler"),
 }
 
 
@@ -242,6 +260,8 @@ def _distances(kind: str, real: np.ndarray, gen: np.ndarray, w_real: np.ndarray,
         scatter = np.sqrt(np.maximum(w_real @ real**2 - m_real**2, 0.0) * n_real / max(n_real - 1, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
             return (np.abs(m_gen - m_real) / scatter).max(-1)
+    if kind == "fraction":
+        return (w_gen @ gen).mean(-1)
     if kind == "chi2":
         var_real, var_gen = real.var(0, ddof=1), gen.var(0, ddof=1)
         mean_real, mean_gen = real.mean(0), gen.mean(0)
@@ -262,7 +282,7 @@ def _distances(kind: str, real: np.ndarray, gen: np.ndarray, w_real: np.ndarray,
 
 
 def _score(name: str, stat: Statistic, real: np.ndarray, gen: np.ndarray, tolerance: float, n_bootstrap: int,
-           rng: np.random.Generator, x: np.ndarray) -> Row:
+           rng: np.random.Generator, x: np.ndarray, added: float = 0.0) -> Row:
     if len(real) < 2 or len(gen) < 1:
         raise DataError(f"scorecard {name}: need at least 2 real and 1 generated map, got {len(real)} and {len(gen)}")
 
@@ -272,7 +292,7 @@ def _score(name: str, stat: Statistic, real: np.ndarray, gen: np.ndarray, tolera
         counts = np.bincount((draws + offsets).ravel(), minlength=n_bootstrap * n).reshape(n_bootstrap, n)
         return np.concatenate([np.full((1, n), 1.0), counts]) / n
 
-    dist = _distances(stat.distance, real, gen, weights(len(real)), weights(len(gen)))
+    dist = _distances(stat.distance, real, gen, weights(len(real)), weights(len(gen))) + added
     boot = dist[1:]
     finite = boot[np.isfinite(boot)]
     error = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
@@ -317,7 +337,8 @@ def compare_batches(real_batches: Iterable[np.ndarray], generated_batches: Itera
                     stats: Sequence[str] = DEFAULT_STATS, tolerances: dict[str, float] | None = None,
                     pixel_size: float = 1.0, n_bootstrap: int = 200, seed: int = 0, periodic: bool = True,
                     condition=None, condition_bins=None, provenance: dict | None = None,
-                    observe: Callable[[str, np.ndarray, dict, dict], None] | None = None) -> Scorecard:
+                    observe: Callable[[str, np.ndarray, dict, dict], None] | None = None,
+                    clamped_fraction: float = 0.0) -> Scorecard:
     """`compare` on sets streamed in batches: only one batch of maps and the per-map summaries are in memory.
 
     Parameters
@@ -327,6 +348,8 @@ def compare_batches(real_batches: Iterable[np.ndarray], generated_batches: Itera
     observe : optional ``observe(which, batch, results, context)`` called on every batch of the second pass,
         ``which`` being "real" or "generated", with the `Statistic.measure` results ``{name: result}`` of all
         ``stats`` on it and the context of `Statistic` (the report draws its figures from these).
+    clamped_fraction : fraction of the generated pixels that the sampler clamped (from the generated set's
+        provenance), added to the out_of_range distance.
     Other parameters : as in `compare`.
     """
     if n_bootstrap < 2:
@@ -355,8 +378,11 @@ def compare_batches(real_batches: Iterable[np.ndarray], generated_batches: Itera
                 continue
             r = real if sel_real is None else real[sel_real]
             g = gen if sel_gen is None else gen[sel_gen]
+            added = clamped_fraction if name == "out_of_range" else 0.0
             row = _score(name if not label else f"{name} {label}", REGISTRY[name], r, g, tol[name], n_bootstrap,
-                         rng, x)
+                         rng, x, added)
+            if name == "out_of_range":
+                row.detail["clamped_fraction"] = clamped_fraction
             if label:
                 row.detail["condition_bin"] = label
             rows.append(row)
@@ -367,13 +393,14 @@ def compare_batches(real_batches: Iterable[np.ndarray], generated_batches: Itera
 
 def compare(real, generated, stats: Sequence[str] = DEFAULT_STATS, tolerances: dict[str, float] | None = None,
             pixel_size: float = 1.0, n_bootstrap: int = 200, seed: int = 0, periodic: bool = True,
-            condition=None, condition_bins=None, provenance: dict | None = None) -> Scorecard:
+            condition=None, condition_bins=None, provenance: dict | None = None,
+            clamped_fraction: float = 0.0) -> Scorecard:
     """Score a generated set of maps against a real one, statistic by statistic, with bootstrap error bars.
 
     Parameters
     ----------
     real, generated : [N, C, H, W] maps in the same physical units (NumPy or torch).
-    stats : names from `REGISTRY` (pixel_pdf, power, peaks, minkowski, clusters, bispectrum, mean).
+    stats : names from `REGISTRY` (pixel_pdf, power, peaks, minkowski, clusters, bispectrum, mean, out_of_range).
     tolerances : {name: tolerance} overriding the defaults (`REGISTRY[name].tolerance`).
     pixel_size : side of a pixel in physical units (k of the spectra in 1/<pixel unit>).
     n_bootstrap : number of bootstrap resamples of both sets for the error bars.
@@ -383,6 +410,7 @@ def compare(real, generated, stats: Sequence[str] = DEFAULT_STATS, tolerances: d
         e.g. redshift; adds one row per statistic and bin of the condition, named ``"power [0.5, 1)"``.
     condition_bins : edges of the condition bins (default: quartiles of the real values).
     provenance : extra entries recorded in the scorecard (input files, command line, ...).
+    clamped_fraction : fraction of the generated pixels the sampler clamped; counts as out of range.
     """
     real = as_maps(real, batch_ndim(real), what="real")
     generated = as_maps(generated, batch_ndim(generated), what="generated")
@@ -390,7 +418,7 @@ def compare(real, generated, stats: Sequence[str] = DEFAULT_STATS, tolerances: d
         raise DataError(f"real maps {real.shape[1:]} and generated maps {generated.shape[1:]} differ in shape")
     provenance = {"real_shape": list(real.shape), "generated_shape": list(generated.shape), **(provenance or {})}
     return compare_batches([real], [generated], stats, tolerances, pixel_size, n_bootstrap, seed, periodic,
-                           condition, condition_bins, provenance)
+                           condition, condition_bins, provenance, clamped_fraction=clamped_fraction)
 
 
 class FileBatches:
@@ -429,6 +457,12 @@ class FileBatches:
             yield self.fieldset[slice(rows[0], rows[-1] + 1) if contiguous else rows].images.astype(np.float64)
 
 
+def clamped_fraction(fieldset) -> float:
+    """Fraction of a generated FieldSet's pixels that its sampler clamped (``provenance["clamp"]``), else 0."""
+    clamp = (fieldset.meta.provenance or {}).get("clamp") or {}
+    return float(clamp.get("clamped_fraction", 0.0))
+
+
 def compare_files(real_path: str | os.PathLike, gen_path: str | os.PathLike, stats: Sequence[str] = DEFAULT_STATS,
                   tolerances: dict[str, float] | None = None, n_bootstrap: int = 200, seed: int = 0,
                   batch_size: int = 256, condition: str | None = None, condition_bins=None) -> Scorecard:
@@ -458,4 +492,4 @@ def compare_files(real_path: str | os.PathLike, gen_path: str | os.PathLike, sta
                       "real_simulator": real.meta.simulator, "condition": condition}
         return compare_batches(FileBatches(real, batch_size), FileBatches(gen, batch_size), stats, tolerances,
                                real.meta.pixel_size or 1.0, n_bootstrap, seed, real.meta.periodic, cond,
-                               condition_bins, provenance)
+                               condition_bins, provenance, clamped_fraction=clamped_fraction(gen))
