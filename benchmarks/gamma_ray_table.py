@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from astrogen.data import FieldSet
-from astrogen.models.inference import load_model
 from astrogen.sims import simulate, simulate_to_file
 from astrogen.sims.galactic_center import GalacticCenter, broken_power_law_quantile, power_law_quantile
 from astrogen.stats.inference import accuracy_cut, mse_per_image, relative_error, segmentation_scores
+from astrogen.tasks import load_model
 from astrogen.train import train
 
 SIM = {"a_dm": [0.5, 1.5]}

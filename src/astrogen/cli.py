@@ -216,6 +216,7 @@ def train_(
     strategy: Annotated[str | None, typer.Option(help="auto, ddp, ddp_spawn or fsdp.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, 32-true, bf16-mixed, 16-mixed, ...")] = None,
     accelerator: Accelerator = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a finished run in trainer.out.")] = False,
 ) -> None:
     """Train a model from a YAML config; checkpoints and logs go to trainer.out.
 
@@ -230,7 +231,7 @@ def train_(
     overrides = {**parse_overrides(set_ or []), **_hardware(
         devices=_devices(devices), num_nodes=num_nodes, strategy=strategy, precision=precision,
         accelerator=accelerator)}
-    result = train(config, overrides, resume=resume, progress=True)
+    result = train(config, overrides, resume=resume, progress=True, overwrite=overwrite)
     if rank_zero_only.rank == 0:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
         best = f"; best on validation {result.best}" if result.best else ""
@@ -249,7 +250,7 @@ def _parse_conditions(items: list[str]) -> dict[str, float]:
 
 @app.command("sample")
 def sample_(
-    checkpoint: Annotated[Path, typer.Argument(help="Trained model checkpoint (.ckpt).")],
+    checkpoint: Annotated[str, typer.Argument(help="Trained model: a .ckpt, a model folder or pretrained:NAME.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")],
     n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Samples [rows of --cond-from, or 1000].")]
     = None,
@@ -266,6 +267,9 @@ def sample_(
     devices: Annotated[int, typer.Option(min=1, help="Processes per node, e.g. one per GPU; same samples as 1.")]
     = 1,
     num_nodes: Annotated[int, typer.Option(min=1, help="Machines (e.g. SLURM nodes).")] = 1,
+    clamp: Annotated[bool, typer.Option("--clamp", help="Diffusion: clamp samples to the training range widened by "
+                                                        "25% (recorded in the output; scored as out of range).")]
+    = False,
     compression: Compression = "none",
     overwrite: Overwrite = False,
 ) -> None:
@@ -282,10 +286,51 @@ def sample_(
         checkpoint, out, n=n, sampler=sampler, steps=steps, cond=_parse_conditions(cond or []),
         cond_from=cond_from, guidance=guidance, seed=seed, batch_size=batch_size, device=device,
         compression=_compression(compression), overwrite=overwrite, progress=True, inputs_from=inputs_from,
-        devices=devices, num_nodes=num_nodes,
+        devices=devices, num_nodes=num_nodes, clamp=clamp,
     )
     if rank_zero_only.rank == 0:
         console.print(f"wrote samples to {path}")
+
+
+@app.command()
+def pretrained() -> None:
+    """List the pretrained models shipped with astrogen (use them as pretrained:NAME)."""
+    import astrogen.pretrained as shipped
+
+    table = Table(title="pretrained models (astrogen sample pretrained:NAME ...)")
+    for column in ("name", "kind", "image shape", "steps", "summary"):
+        table.add_column(column)
+    for name in shipped.available():
+        config = shipped.config(name)
+        table.add_row(name, config["kind"], " x ".join(map(str, config["hyper_parameters"].get("image_shape", []))),
+                      str(config.get("global_step")), config.get("summary", ""))
+    console.print(table)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[str, typer.Argument(help="A .ckpt, a model folder or pretrained:NAME.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output model folder.")],
+    overwrite: Overwrite = False,
+) -> None:
+    """Write a model folder: model.safetensors (weights; EMA only for diffusion) and config.json."""
+    from astrogen.tasks import export_model
+
+    console.print(f"wrote {export_model(checkpoint, out, overwrite=overwrite)}")
+
+
+@app.command("convert-checkpoint")
+def convert_checkpoint_(
+    old: Annotated[Path, typer.Argument(help="A checkpoint the safe reader refuses.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Converted checkpoint (.ckpt).")],
+    trust: Annotated[bool, typer.Option("--trust", help="Unpickle OLD, which runs any code it holds: only for files "
+                                                        "from a source you trust.")] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Rewrite an old or foreign checkpoint as tensors and plain data, which astrogen loads safely."""
+    from astrogen.tasks import convert_checkpoint
+
+    console.print(f"wrote {convert_checkpoint(old, out, trust=trust, overwrite=overwrite)}")
 
 
 @app.command("evaluate")

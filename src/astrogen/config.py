@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from astrogen.errors import ConfigError, InputFileError
 
+# Checkpoint entry naming the model kind that wrote it (`astrogen.tasks.MODEL_CLASSES`).
+KIND_KEY = "astrogen_kind"
+
 
 def parse_overrides(items: Iterable[str]) -> dict:
     """Turn ``["n_blobs=10", "fwhm=4.5"]`` into ``{"n_blobs": 10, "fwhm": 4.5}`` (values parsed as YAML)."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import pickle
 import shutil
 from collections.abc import Mapping
 from dataclasses import replace
@@ -18,39 +16,12 @@ from astrogen.data import FieldMeta, FieldSet, FieldSetWriter
 from astrogen.data.merge import merge_fieldsets
 from astrogen.errors import ConfigError, InputFileError
 from astrogen.progress import progress_bar
-
-# Checkpoint tag (``checkpoint["astrogen_model"]``, written by each module) -> its LightningModule class.
-# Diffusion checkpoints carry no tag.
-MODEL_CLASSES = {
-    "diffusion": ("astrogen.models.diffusion", "DiffusionModule"),
-    "gan": ("astrogen.models.gan", "GANModule"),
-    "vae": ("astrogen.models.vae", "VAEModule"),
-}
-
-
-def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Load any astrogen generative checkpoint (diffusion, GAN or VAE) onto ``device``, in eval mode."""
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise InputFileError(f"{checkpoint}: no such checkpoint")
-    try:
-        tag = torch.load(checkpoint, map_location="cpu", weights_only=False).get("astrogen_model", "diffusion")
-        module_name, class_name = MODEL_CLASSES[tag]
-        cls = getattr(importlib.import_module(module_name), class_name)
-        module = cls.load_from_checkpoint(checkpoint, map_location=device, weights_only=False)
-    except (KeyError, RuntimeError, TypeError, AttributeError, pickle.UnpicklingError) as err:
-        raise InputFileError(f"{checkpoint}: not an astrogen model checkpoint ({err})") from None
-    return module.eval()
+from astrogen.tasks import GENERATIVE, load_model
 
 
 def load_diffusion(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Load a `DiffusionModule` checkpoint onto ``device`` (weights, EMA, transform, conditions)."""
-    from astrogen.models.diffusion import DiffusionModule
-
-    module = load_model(checkpoint, device)
-    if not isinstance(module, DiffusionModule):
-        raise InputFileError(f"{checkpoint}: a {type(module).__name__} checkpoint, not a diffusion one")
-    return module
+    """Load a `DiffusionModule` (a ``.ckpt``, a model folder or ``pretrained:NAME``) onto ``device``."""
+    return load_model(checkpoint, device, kinds=("diffusion",))
 
 
 def _conditions(names: list[str], n: int | None, cond: Mapping[str, float] | None,
@@ -101,7 +72,8 @@ def sample_to_file(
     num_nodes: int = 1,
     clamp: bool = False,
 ) -> Path:
-    """Sample a diffusion, GAN or VAE checkpoint into a FieldSet, streamed to disk batch by batch.
+    """Sample a diffusion, GAN or VAE model (a ``.ckpt``, a model folder or ``pretrained:NAME``) into a FieldSet,
+    streamed to disk batch by batch.
 
     Images are in the training set's physical units (the stored transform inverted); diffusion
     conditions are stored as params. ``sampler``, ``steps``, ``cond``, ``cond_from`` and ``guidance``
@@ -132,7 +104,7 @@ def sample_to_file(
         fabric.launch()
         rank, device = fabric.global_rank, fabric.device
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    module = load_model(checkpoint, device)
+    module = load_model(checkpoint, device, kinds=GENERATIVE)
     diffusion = isinstance(module, DiffusionModule)
     if not diffusion and (cond or cond_from or clamp):
         raise ConfigError(f"{checkpoint}: only diffusion models take conditions or --clamp")
@@ -141,6 +113,8 @@ def sample_to_file(
     if (inputs_from is not None) != (getattr(module, "kind", None) in ("pixgan", "vaegan")):
         raise ConfigError(f"{checkpoint}: inputs_from is for pixgan and vaegan models, and they need it")
     names = module.conditions if diffusion else []
+    if guidance != 1.0 and not names:
+        raise ConfigError(f"{checkpoint}: guidance needs a conditioned model; this one is conditioned on nothing")
     inputs = FieldSet(inputs_from) if inputs_from is not None else None
     if inputs is not None:
         n = len(inputs) if n is None else n

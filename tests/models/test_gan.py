@@ -7,7 +7,7 @@ from torch import nn
 
 from astrogen.data import FieldSet, FieldSetWriter
 from astrogen.errors import ConfigError, DataError
-from astrogen.generate import load_model, sample_to_file
+from astrogen.generate import sample_to_file
 from astrogen.models.gan import (
     Critic,
     DCGenerator,
@@ -19,6 +19,7 @@ from astrogen.models.gan import (
     gradient_penalty,
 )
 from astrogen.sims import simulate_to_file
+from astrogen.tasks import load_model
 from astrogen.train import train
 
 TINY = {"base": 4, "latent": 8, "scale": 1.5}

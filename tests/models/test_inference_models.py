@@ -91,7 +91,7 @@ def gc_file(tmp_path_factory):
 
 
 def test_dae_beats_the_noisy_input_on_held_out_images(gc_file, tmp_path):
-    from astrogen.models.inference import load_model
+    from astrogen.tasks import load_model
     from astrogen.train import train
 
     cfg = {"kind": "denoiser", "data": {"path": str(gc_file), "val_fraction": 0.2, "transform": [{"name": "MaxNorm"}],
@@ -113,7 +113,7 @@ def test_dae_beats_the_noisy_input_on_held_out_images(gc_file, tmp_path):
 
 
 def test_regressor_and_unet_train_from_configs_and_reload(gc_file, tmp_path):
-    from astrogen.models.inference import load_model
+    from astrogen.tasks import load_model
     from astrogen.train import train
 
     common = {"trainer": {"max_steps": 6, "val_every_steps": 2, "accelerator": "cpu", "devices": 1}}

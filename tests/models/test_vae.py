@@ -4,9 +4,10 @@ import torch
 
 from astrogen.data import FieldSet
 from astrogen.errors import ConfigError
-from astrogen.generate import load_model, sample_to_file
+from astrogen.generate import sample_to_file
 from astrogen.models.vae import VAEModule, negative_elbo, traversal_figure
 from astrogen.sims import simulate_to_file
+from astrogen.tasks import load_model
 from astrogen.train import train
 
 TINY = {"base": 8, "latent": 4}

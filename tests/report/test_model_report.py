@@ -7,10 +7,10 @@ import pytest
 
 from astrogen.cli import main
 from astrogen.data import FieldSet
-from astrogen.models.inference import load_model
 from astrogen.report.model_report import evaluate_model
 from astrogen.stats.inference import segmentation_scores
 from astrogen.stats.redshift import photoz_metrics
+from astrogen.tasks import load_model
 from astrogen.train import train
 
 TRAINER = {"max_steps": 2, "val_every_steps": 2, "accelerator": "cpu", "devices": 1}

@@ -101,3 +101,19 @@ def test_file_batches_read_a_sorted_subset_in_chunks_and_feed_observe(tmp_path):
         ("generated", 16, ["mean", "power"], 20)] * 2 + [("generated", 8, ["mean", "power"], 20)]
     in_memory = compare(maps[index], maps, stats=("power", "mean"), n_bootstrap=20, pixel_size=0.5)
     assert [r.distance for r in card.rows] == pytest.approx([r.distance for r in in_memory.rows], rel=1e-12)
+
+
+def test_a_few_huge_pixels_or_clamped_ones_fail_the_out_of_range_row():
+    rng = np.random.default_rng(3)
+    real, gen = rng.normal(size=(200, 1, 16, 16)), rng.normal(size=(200, 1, 16, 16))
+    clean = compare(real, gen, stats=["out_of_range", "power"], n_bootstrap=20)
+    assert clean.rows[0].statistic == "out_of_range" and clean.rows[0].distance == 0 and clean.passed
+    exploded = gen.copy()
+    exploded.reshape(-1)[rng.choice(exploded.size, 200, replace=False)] = 1e4  # 0.4% of the pixels
+    card = compare(real, exploded, stats=["out_of_range", "power"], n_bootstrap=20)
+    row = card.rows[0]
+    assert row.distance == pytest.approx(200 / exploded.size) and not row.passed and row.error > 0
+    # A clamp hides the pixels from the maps but not from the row: the recorded fraction is added.
+    clamped = compare(real, gen, stats=["out_of_range"], n_bootstrap=20, clamped_fraction=0.002)
+    assert clamped.rows[0].distance == pytest.approx(0.002) and not clamped.passed
+    assert clamped.rows[0].detail["clamped_fraction"] == 0.002

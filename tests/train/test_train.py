@@ -72,6 +72,27 @@ def test_samples_are_in_physical_units_and_reproducible(trained, tmp_path):
             for b, rows in enumerate([range(2), range(2), range(1)])
         ])
         np.testing.assert_array_equal(fs[:].images, expected.numpy())
+        assert fs.meta.provenance["clamp"] == {"applied": False}
+
+
+def test_a_requested_clamp_is_recorded_with_its_fraction(trained, tmp_path):
+    _, _, result = trained  # four training steps: the samples are mostly noise, far outside the training range
+    path = sample_to_file(result.checkpoint, tmp_path / "c.h5", n=6, steps=3, cond={"x0": 7.5}, batch_size=4,
+                          clamp=True)
+    module = load_diffusion(result.checkpoint)
+    clamped = 0
+    for b, rows in enumerate([range(4), range(2)]):
+        module.generate(len(rows), "dpm", 3, torch.full((len(rows), 1), 7.5), 1.0,
+                        torch.Generator().manual_seed(batch_seed(0, b)), clamp=True)
+        clamped += module.clamped_pixels
+    with FieldSet(path) as fs:
+        clamp = fs.meta.provenance["clamp"]
+        assert clamp["applied"] and clamp["clamped_fraction"] == pytest.approx(clamped / (6 * 16 * 16))
+        assert clamp["clamped_fraction"] > 0
+
+
+def test_samples_from_conditions_of_a_file_and_condition_errors(trained, tmp_path):
+    _, data, result = trained
     c = sample_to_file(result.checkpoint, tmp_path / "c.h5", cond_from=data, steps=2)
     with FieldSet(c) as fs, FieldSet(data) as real:
         np.testing.assert_array_equal(fs.params["x0"], real.params["x0"])

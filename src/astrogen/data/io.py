@@ -194,6 +194,8 @@ def import_file(
     src = Path(src)
     if not src.is_file():
         raise InputFileError(f"{src}: no such file")
+    if pixel_size is not None and not (np.isfinite(pixel_size) and pixel_size > 0):
+        raise DataError(f"pixel size must be a positive number, got {pixel_size}")
     with ExitStack() as stack:
         source = _open(src, key, stack)
         images = source.images

@@ -31,7 +31,7 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from astrogen.config import StrictModel
+from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
@@ -371,6 +371,25 @@ class DiffusionModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.ema.update_parameters(self.denoiser)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[KIND_KEY] = "diffusion"
+
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """The state a model folder keeps (`astrogen.tasks.export_model`): the EMA weights as the denoiser's,
+        and the condition buffers; the raw weights and the EMA copy are left out (half the size)."""
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith(("ema.", "denoiser."))}
+        state.update({f"denoiser.{k}": v for k, v in self.ema.module.state_dict().items()})
+        return state
+
+    def load_exported_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of `exported_state`: the denoiser and its EMA both get the stored (EMA) weights."""
+        self.load_state_dict(state, strict=False)
+        own = {k for k in self.state_dict() if not k.startswith("ema.")}
+        if own != set(state):
+            missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+            raise RuntimeError(f"missing keys {missing[:3]}, unexpected keys {unexpected[:3]}")
+        self.ema.module.load_state_dict(self.denoiser.state_dict())
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.denoiser.parameters(), lr=self.hparams.lr,

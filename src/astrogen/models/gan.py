@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from astrogen.config import StrictModel
+from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data import FieldSet
 from astrogen.data.transforms import MaxNorm, Transform
 from astrogen.distributed import draw_rows
@@ -410,7 +410,7 @@ class GANModule(L.LightningModule):
                 torch.optim.Adam(self.critic.parameters(), lr=o.lr_critic, betas=o.betas))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["astrogen_model"] = "gan"
+        checkpoint[KIND_KEY] = "gan"
 
     @torch.inference_mode()
     def generate(self, n: int | None = None, generator: torch.Generator | None = None,

@@ -1,5 +1,6 @@
 """What the inference networks (regressor, segmentation, denoiser) share: data and optimiser configs,
-the train / validation split with a fitted input transform, a LightningModule base and checkpoint loading.
+the train / validation split with a fitted input transform and a LightningModule base (checkpoints load through
+`astrogen.tasks.load_model`).
 
 The split follows `astrogen.train`: the last ``val_fraction`` of the file is held out. The input
 transform (e.g. ``Log1p`` then ``MinMax``) is fitted on the training split and travels in the checkpoint,
@@ -8,11 +9,7 @@ so `InferenceModule.network_input` maps physical images of any later set the sam
 
 from __future__ import annotations
 
-import importlib
-import os
-import pickle
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -20,16 +17,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from astrogen.config import StrictModel
+from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data import Augment, FieldSet
 from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import Transform
 from astrogen.distributed import make_loaders
-from astrogen.errors import ConfigError, DataError, InputFileError
-
-# task name (stored in each checkpoint) -> module defining its LightningModule
-MODULES = {"regressor": "astrogen.models.regressor", "segmentation": "astrogen.models.segmentation",
-           "denoiser": "astrogen.models.denoiser"}
+from astrogen.errors import ConfigError, DataError
 
 
 class InferenceData(StrictModel):
@@ -118,22 +111,7 @@ class InferenceModule(L.LightningModule):
         return torch.cat([fn(x[i:i + batch_size]).cpu() for i in range(0, len(x), batch_size)])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["astrogen_task"] = self.task  # lets `load_model` pick the class
+        checkpoint[KIND_KEY] = self.task  # lets `astrogen.tasks.load_model` pick the class
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-
-
-def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu") -> InferenceModule:
-    """Load a regressor, segmentation or denoiser checkpoint (the task is stored in it)."""
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise InputFileError(f"{checkpoint}: no such checkpoint")
-    try:
-        task = torch.load(checkpoint, map_location="cpu", weights_only=False)["astrogen_task"]
-    except (KeyError, RuntimeError, TypeError, EOFError, pickle.UnpicklingError) as err:
-        raise InputFileError(f"{checkpoint}: not an astrogen inference-network checkpoint ({err})") from None
-    if task not in MODULES:
-        raise ConfigError(f"{checkpoint}: unknown task {task!r}")
-    cls = importlib.import_module(MODULES[task]).MODULE
-    return cls.load_from_checkpoint(checkpoint, map_location=device, weights_only=False).eval()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from astrogen.config import StrictModel
+from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.errors import ConfigError, DataError
 from astrogen.models.gan import ConvEncoder, DCGenerator, kl_divergence, prepare_data, reparameterise
@@ -111,7 +111,7 @@ class VAEModule(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.optim_config.lr)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["astrogen_model"] = "vae"
+        checkpoint[KIND_KEY] = "vae"
 
     def _physical(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.transform is None else self.transform.inverse(x)

@@ -29,9 +29,10 @@ import torch
 
 from astrogen.data import FieldMeta, FieldSet, FieldSetWriter
 from astrogen.errors import ConfigError, DataError, InputFileError
-from astrogen.generate import batch_seed, load_model, sample_to_file
+from astrogen.generate import batch_seed, sample_to_file
 from astrogen.sims.microwave_sky import MicrowaveSky, gaussian_alm
 from astrogen.sims.projection import PatchGrid, patches_to_healpix, rotations_from_params, sample_patches
+from astrogen.tasks import load_model
 from astrogen.train import train
 
 STAGES = ("wgan", "pixgan", "vaegan")

@@ -9,7 +9,9 @@ the per-map summaries and a few maps for the sample grid, however many maps are 
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -86,6 +88,26 @@ def _provenance(fs: FieldSet, n_used: int) -> dict:
 def _joined(parts: list, *fields: str):
     """One result from a statistic's per-batch results: the per-map ``fields`` concatenated over the batches."""
     return replace(parts[0], **{name: np.concatenate([getattr(p, name) for p in parts]) for name in fields})
+
+
+def _model_section(fs: FieldSet) -> list[Section]:
+    """The card summary of the model that generated ``fs``, where it names a model folder or a shipped model."""
+    from astrogen.errors import AstrogenError
+    from astrogen.tasks import CARD, CONFIG, resolve
+
+    source = (fs.meta.provenance or {}).get("generated_from")
+    try:
+        folder = resolve(source) if source else None
+    except AstrogenError:
+        return []
+    if folder is None or not (folder / CONFIG).is_file():
+        return []
+    config = json.loads((folder / CONFIG).read_text())
+    card = folder / CARD
+    text = (f"{source}: {config.get('summary', config.get('kind', ''))} "
+            f"({config.get('global_step')} training steps). "
+            + (f"Model card: {card.resolve()}." if card.is_file() else ""))
+    return [Section("Model", [], text)]
 
 
 def _samples(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
@@ -221,10 +243,10 @@ def _morphology(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
 
 
 def _load_judge(checkpoint):
-    from astrogen.models.inference import load_model
+    from astrogen.tasks import load_model
 
-    module = load_model(checkpoint)
-    if module.task != "regressor" or list(module.hparams.targets) != ["redshift"]:
+    module = load_model(checkpoint, kinds=("regressor",))
+    if list(module.hparams.targets) != ["redshift"]:
         raise ConfigError(f"--judge {checkpoint}: not a redshift regressor (targets: [redshift])")
     return module
 
@@ -310,6 +332,8 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
         raise ConfigError(f"n_max must be at least 2 maps, got {n_max}")
     wanted = list(stats) if stats is not None else list(DEFAULT_STATS)
     rng = np.random.default_rng(seed)
+    if Path(real_path).resolve() == Path(generated_path).resolve():
+        warnings.warn(f"{real_path} is compared with itself: every row passes trivially", stacklevel=2)
     with FieldSet(real_path) as real_fs, FieldSet(generated_path) as gen_fs:
         _check_compatible(real_fs, gen_fs)
         meta = real_fs.meta
@@ -340,7 +364,7 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
             scorecard = compare_batches(real_batches, gen_batches, stats=scored, pixel_size=x.pixel_size, seed=seed,
                                         periodic=x.periodic, provenance=shapes, observe=observe,
                                         clamped_fraction=clamped_fraction(gen_fs))
-            sections = _samples(x, kept["real"], kept["generated"])
+            sections = _model_section(gen_fs) + _samples(x, kept["real"], kept["generated"])
             advance(1)
             for name in drawn:
                 sections += SECTIONS[name][1](x, kept["real"], kept["generated"])

@@ -139,13 +139,13 @@ def evaluate_model(checkpoint: str | os.PathLike, data: str | os.PathLike, out_d
     seed : seed of the denoiser's noise draw.
     device : torch device to run on.
     """
-    from astrogen.models.inference import load_model
+    from astrogen.tasks import load_model
 
     if n_max is not None and n_max < 1:
         raise ConfigError(f"n_max must be >= 1, got {n_max}")
     if not 0 <= cut < 1:
         raise ConfigError(f"cut must be in [0, 1), got {cut}")
-    module = load_model(checkpoint, device)
+    module = load_model(checkpoint, device, kinds=tuple(EVALUATORS))
     with FieldSet(data) as fs:
         batch = fs[: len(fs) if n_max is None else min(n_max, len(fs))]
         provenance = {"checkpoint": str(checkpoint), "data": str(fs.path), "n": len(batch.images)}

@@ -148,6 +148,8 @@ class MicrowaveSkyConfig(StrictModel):
                 raise ValueError(f"{low} must be below {high}")
         if self.band_deg < self.patch_size_deg / 2:
             raise ValueError("band_deg must be at least half a patch")
+        if self.nside & (self.nside - 1):
+            raise ValueError(f"nside must be a power of two (HEALPix), got {self.nside}")
         return self
 
     @property

@@ -283,8 +283,8 @@ def _distances(kind: str, real: np.ndarray, gen: np.ndarray, w_real: np.ndarray,
 
 def _score(name: str, stat: Statistic, real: np.ndarray, gen: np.ndarray, tolerance: float, n_bootstrap: int,
            rng: np.random.Generator, x: np.ndarray, added: float = 0.0) -> Row:
-    if len(real) < 2 or len(gen) < 1:
-        raise DataError(f"scorecard {name}: need at least 2 real and 1 generated map, got {len(real)} and {len(gen)}")
+    if len(real) < 2 or len(gen) < 2:  # one map has no scatter: its bootstrap error bar would be meaningless
+        raise DataError(f"scorecard {name}: need at least 2 real and 2 generated maps, got {len(real)} and {len(gen)}")
 
     def weights(n: int) -> np.ndarray:
         draws = rng.integers(0, n, size=(n_bootstrap, n))

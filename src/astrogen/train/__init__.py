@@ -26,8 +26,9 @@ from astrogen.data import Augment, FieldSet
 from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import ChannelStats, MaxNorm, Transform
 from astrogen.distributed import ReseedAtTrainStart, make_loaders
-from astrogen.errors import ConfigError, DataError, UnknownNameError
+from astrogen.errors import ConfigError, DataError, InputFileError, UnknownNameError
 from astrogen.models.diffusion import DiffusionConfig, DiffusionModule
+from astrogen.tasks import read_checkpoint
 
 
 class DataConfig(StrictModel):
@@ -259,14 +260,15 @@ def build_trainer(cfg: BaseModel, progress: bool = True, callbacks: list | None 
 
 
 def train(config, overrides: Mapping[str, object] | None = None, resume: str | os.PathLike | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, callbacks: list | None = None, overwrite: bool = False) -> TrainResult:
     """Train the model described by ``config`` (YAML path, dict or config model; ``kind`` picks the task).
 
     Returns the final checkpoint (``out/final.ckpt``); for diffusion it holds the weights, their EMA, the
     data transform, condition normalisation and the training set's metadata. Tasks that monitor a validation
     metric also leave ``out/best.ckpt``, a copy of the checkpoint where it was lowest (the one to evaluate
     when a model overfits). ``resume`` continues a run from one of its checkpoints (optimizer, EMA and step
-    count included).
+    count included), read as plain data (`astrogen.tasks.read_checkpoint`). ``callbacks`` are extra Lightning
+    callbacks. A ``trainer.out`` that already holds a ``final.ckpt`` is refused unless ``overwrite`` or ``resume``.
     """
     cfg = load_train_config(config, overrides)
     task = get_task(cfg.kind)
@@ -280,11 +282,14 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
     if cfg.trainer.compile:  # in place, so checkpoints keep their parameter names
         for network in module.children():
             network.compile()
-    trainer = build_trainer(cfg, progress)
-    if resume is not None and not Path(resume).is_file():
-        raise ConfigError(f"--resume {resume}: no such checkpoint")
-    trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
     out = Path(cfg.trainer.out)
+    if (out / "final.ckpt").exists() and resume is None and not overwrite:
+        raise InputFileError(f"{out} holds a finished run (final.ckpt): choose another trainer.out, continue it with "
+                             "--resume or replace it with --overwrite")
+    if resume is not None:
+        read_checkpoint(resume)  # a one-line error for a missing, foreign or unsafe file, before any banner
+    trainer = build_trainer(cfg, progress, callbacks)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume, weights_only=True)
     trainer.save_checkpoint(out / "final.ckpt")
     best = trainer.checkpoint_callback.best_model_path if task.monitor else ""
     if best and trainer.is_global_zero:

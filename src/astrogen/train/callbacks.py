@@ -13,6 +13,7 @@ import lightning as L
 import torch
 
 from astrogen.errors import ConfigError, DataError, InputFileError
+from astrogen.tasks import read_checkpoint
 
 
 def plateaued(values: Sequence[float], window: int = 50, rtol: float = 0.1) -> bool:
@@ -97,9 +98,7 @@ def load_weights(module: torch.nn.Module, checkpoint: str | os.PathLike) -> None
     path = Path(checkpoint)
     if not path.is_file():
         raise InputFileError(f"init_from {path}: no such checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=False).get("state_dict")
-    if state is None:
-        raise InputFileError(f"init_from {path}: not a Lightning checkpoint (no state_dict)")
+    state = read_checkpoint(path)["state_dict"]
     own = module.state_dict()
     mismatched = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
     if mismatched or set(state) - set(own):

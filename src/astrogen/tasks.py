@@ -1,0 +1,255 @@
+"""One registry of model kinds, one safe way to read model files, one `load_model` for every kind.
+
+A model is stored in one of two forms, and both are data, never code:
+
+* a **Lightning checkpoint** (``.ckpt``, what ``astrogen train`` writes and resumes from), read with
+  ``torch.load(weights_only=True)``: PyTorch's restricted unpickler accepts tensors, numbers, strings and plain
+  containers and refuses any other Python object, so a crafted file cannot run code;
+* a **model folder** (what ``astrogen export`` writes and `astrogen.pretrained` ships): ``model.safetensors``
+  (the weights, Hugging Face's safetensors: a JSON header and raw tensor bytes) and ``config.json`` (the kind and
+  the hyper-parameters the module is built from: network config, data transform, conditions, training set's
+  metadata), beside a ``MODEL.md`` card.
+
+``pretrained:NAME`` names a folder shipped in ``astrogen/pretrained/``. A checkpoint whose pickle holds other
+objects (a file from an untrusted source, or one written by other code) is refused with a one-line error naming
+``astrogen convert-checkpoint``, which reads it the unsafe way only when the user passes ``--trust``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from astrogen import __version__
+from astrogen.config import KIND_KEY
+from astrogen.errors import ConfigError, InputFileError, UnknownNameError
+
+# kind (``checkpoint[KIND_KEY]``) -> (module, LightningModule class). Checkpoints written before KIND_KEY carry
+# "astrogen_model" (gan, vae), "astrogen_task" (inference networks) or nothing (diffusion).
+MODEL_CLASSES = {
+    "diffusion": ("astrogen.models.diffusion", "DiffusionModule"),
+    "gan": ("astrogen.models.gan", "GANModule"),
+    "vae": ("astrogen.models.vae", "VAEModule"),
+    "regressor": ("astrogen.models.regressor", "RegressorModule"),
+    "segmentation": ("astrogen.models.segmentation", "SegmentationModule"),
+    "denoiser": ("astrogen.models.denoiser", "DenoiserModule"),
+}
+GENERATIVE = ("diffusion", "gan", "vae")
+FORMAT, FORMAT_VERSION = "astrogen-model", 1
+WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "MODEL.md"
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+PRETRAINED_PREFIX = "pretrained:"
+
+CONVERT_HINT = ("if you trust its source, convert it with `astrogen convert-checkpoint {path} --out NEW.ckpt "
+                "--trust`")
+
+
+def model_class(kind: str) -> type:
+    """The LightningModule class of ``kind``."""
+    if kind not in MODEL_CLASSES:
+        raise UnknownNameError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_CLASSES)}")
+    module, name = MODEL_CLASSES[kind]
+    return getattr(importlib.import_module(module), name)
+
+
+def resolve(source: str | os.PathLike) -> Path:
+    """The file or folder behind ``source``: a path, or ``pretrained:NAME`` for a shipped model."""
+    text = str(source)
+    if text.startswith(PRETRAINED_PREFIX):
+        name = text[len(PRETRAINED_PREFIX):]
+        folder = PRETRAINED_DIR / name
+        if not name or "/" in name or name.startswith(".") or not (folder / CONFIG).is_file():
+            raise UnknownNameError(f"{text}: no such pretrained model; available: {', '.join(pretrained_names())}")
+        return folder
+    path = Path(source)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such checkpoint or model folder")
+    return path
+
+
+def pretrained_names() -> list[str]:
+    """Names of the models shipped in ``astrogen/pretrained/``."""
+    return sorted(p.parent.name for p in PRETRAINED_DIR.glob(f"*/{CONFIG}"))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A Lightning checkpoint as plain data (``torch.load(weights_only=True)``); refuses anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():  # not an object the restricted unpickler refused
+            raise InputFileError(f"{path}: not a checkpoint ({str(err).splitlines()[0]})") from None
+        raise InputFileError(f"{path}: refused: the file holds Python objects other than tensors and plain data, "
+                             f"and loading them could run code; {CONVERT_HINT.format(path=path)}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise InputFileError(f"{path}: not a checkpoint ({str(err).splitlines()[0]})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise InputFileError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+def checkpoint_kind(checkpoint: dict) -> str:
+    """The model kind a checkpoint was written by (current or legacy tag)."""
+    return checkpoint.get(KIND_KEY) or checkpoint.get("astrogen_model") or checkpoint.get("astrogen_task") \
+        or "diffusion"
+
+
+def _build(kind: str, hparams: dict, state: dict, where: Path, exported: bool):
+    cls = model_class(kind)
+    try:
+        module = cls(**hparams)
+    except TypeError as err:
+        raise InputFileError(f"{where}: hyper-parameters do not fit {cls.__name__} ({err})") from None
+    try:
+        if exported and hasattr(module, "load_exported_state"):
+            module.load_exported_state(state)
+        else:
+            module.load_state_dict(state)
+    except RuntimeError as err:
+        raise InputFileError(f"{where}: weights do not fit {cls.__name__} ({str(err).splitlines()[0]})") from None
+    return module
+
+
+def read_folder(folder: Path) -> tuple[dict, dict]:
+    """``(config, state_dict)`` of a model folder (``config.json`` + ``model.safetensors``)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    for name in (CONFIG, WEIGHTS):
+        if not (folder / name).is_file():
+            raise InputFileError(f"{folder}: not a model folder (no {name})")
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputFileError(f"{folder / CONFIG}: not valid JSON ({err})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise InputFileError(f"{folder / CONFIG}: not an astrogen model config (format != {FORMAT!r})")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise InputFileError(f"{folder}: written by a newer astrogen (format version {config['format_version']}); "
+                             "upgrade astrogen")
+    try:
+        state = load_file(folder / WEIGHTS)
+    except (SafetensorError, OSError) as err:
+        raise InputFileError(f"{folder / WEIGHTS}: not a safetensors file ({err})") from None
+    return config, state
+
+
+def load_model(source: str | os.PathLike, device: str | torch.device = "cpu", kinds: tuple[str, ...] | None = None):
+    """Load any astrogen model, in eval mode on ``device``: a ``.ckpt``, a model folder or ``pretrained:NAME``.
+
+    ``kinds`` restricts the accepted kinds (e.g. `GENERATIVE` for sampling); another kind is a clear error.
+    """
+    path = resolve(source)
+    if path.is_dir():
+        config, state = read_folder(path)
+        kind, hparams, exported = config.get("kind"), config.get("hyper_parameters", {}), True
+    else:
+        checkpoint = read_checkpoint(path)
+        kind, hparams, exported = checkpoint_kind(checkpoint), checkpoint.get("hyper_parameters", {}), False
+        state = checkpoint["state_dict"]
+    if kinds is not None and kind not in kinds:
+        raise ConfigError(f"{source}: a {kind} model; this needs one of: {', '.join(kinds)}")
+    return _build(kind, hparams, state, path, exported).to(device).eval()
+
+
+def _plain(value):
+    """``value`` with NumPy scalars and arrays turned into JSON numbers and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def export_model(source: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
+                 extra: dict | None = None) -> Path:
+    """Write the model folder ``out`` (``model.safetensors`` + ``config.json``) from a checkpoint or folder.
+
+    Diffusion models keep only the EMA weights (what sampling uses). ``extra`` adds entries to ``config.json``
+    (e.g. the training provenance of a shipped model). The folder appears whole or not at all.
+    """
+    import shutil
+
+    from safetensors.torch import save_file
+
+    src, out = resolve(source), Path(out)
+    if out.exists() and not overwrite:
+        raise InputFileError(f"{out}: exists (choose another name or overwrite it)")
+    if not out.parent.is_dir():
+        raise InputFileError(f"{out.parent}: output directory does not exist")
+    if src.is_dir():
+        config, _ = read_folder(src)
+        kind, hparams, step = config["kind"], config["hyper_parameters"], config.get("global_step")
+    else:
+        checkpoint = read_checkpoint(src)
+        kind, hparams, step = checkpoint_kind(checkpoint), checkpoint.get("hyper_parameters", {}), \
+            checkpoint.get("global_step")
+    module = load_model(src)
+    state = module.exported_state() if hasattr(module, "exported_state") else module.state_dict()
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "global_step": step,
+              "exported_from": src.name, "astrogen_version": __version__, **(extra or {}),
+              "hyper_parameters": _plain(dict(hparams))}
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        save_file(state, tmp / WEIGHTS, metadata={"format": FORMAT, "kind": kind})
+        (tmp / CONFIG).write_text(json.dumps(config, indent=1) + "\n")
+        (tmp / WEIGHTS).chmod(0o644)  # a shareable model, like every other output
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.replace(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def convert_checkpoint(old: str | os.PathLike, new: str | os.PathLike, trust: bool = False,
+                       overwrite: bool = False) -> Path:
+    """Rewrite a checkpoint that `read_checkpoint` refuses as one it accepts (``trust`` must be True).
+
+    The old file is unpickled with ``weights_only=False``, which runs whatever code it holds: only for files from
+    a trusted source. The new file keeps the tensors and the plain-data entries (hyper-parameters passed through
+    JSON); anything else (e.g. custom objects in callback states) is dropped and named in the returned warning.
+    """
+    old, new = Path(old), Path(new)
+    if not trust:
+        raise ConfigError(f"convert-checkpoint unpickles {old}, which can run code: pass --trust if you trust it")
+    if not old.is_file():
+        raise InputFileError(f"{old}: no such checkpoint")
+    if new.exists() and not overwrite:
+        raise InputFileError(f"{new}: file exists (choose another name or overwrite it)")
+    checkpoint = torch.load(old, map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise InputFileError(f"{old}: not a Lightning checkpoint (no state_dict)")
+    kept = {"state_dict": {k: v for k, v in checkpoint["state_dict"].items() if isinstance(v, torch.Tensor)},
+            "hyper_parameters": json.loads(json.dumps(_plain(dict(checkpoint.get("hyper_parameters", {}))),
+                                                      default=str)),
+            KIND_KEY: checkpoint_kind(checkpoint)}
+    for key in ("global_step", "epoch", "pytorch-lightning_version"):
+        if key in checkpoint:
+            kept[key] = checkpoint[key]
+    tmp = new.with_name(f".{new.name}.partial")
+    try:
+        torch.save(kept, tmp)
+        read_checkpoint(tmp)  # what we wrote must pass the safe reader
+        tmp.replace(new)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return new

@@ -1,0 +1,113 @@
+"""One safe loader for every model file: checkpoints are data, model folders round-trip, pickles are refused."""
+
+import json
+import pathlib
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from astrogen.data.transforms import Standardize
+from astrogen.errors import ConfigError, InputFileError, UnknownNameError
+from astrogen.models.diffusion import DiffusionModule
+from astrogen.tasks import CONFIG, WEIGHTS, convert_checkpoint, export_model, load_model, read_checkpoint
+
+TINY = {"channels": [16, 16], "attention_levels": 1, "layers_per_block": 1, "periodic": True}
+
+
+class Payload:
+    """Unpickling this creates ``marker``: stands for any code a crafted checkpoint could run."""
+
+    def __init__(self, marker):
+        self.marker = pathlib.Path(marker)
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+def tiny_checkpoint(path, **extra):
+    """A plain-data checkpoint of a tiny diffusion model, as Lightning writes one (its EMA differs from the raw
+    weights, so a model folder that kept the raw weights would sample differently)."""
+    torch.manual_seed(0)
+    transform = Standardize()
+    transform.mean, transform.std = [0.5], [2.0]
+    module = DiffusionModule(model=TINY, image_shape=[1, 8, 8], transform={"name": "Compose", "transforms": [
+        transform.to_dict()]}, data_meta={"channels": ["delta"], "units": ""})
+    with torch.no_grad():
+        for p in module.ema.module.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "astrogen_kind": "diffusion", "global_step": 7, **extra}, path)
+    return module
+
+
+def samples(module):
+    return module.generate(3, "dpm", 4, generator=torch.Generator().manual_seed(1))
+
+
+def test_a_pickle_payload_is_refused_with_one_line_and_runs_nothing(tmp_path, cli):
+    evil, marker = tmp_path / "evil.ckpt", tmp_path / "pwned"
+    tiny_checkpoint(evil, payload=Payload(marker))
+    with pytest.raises(InputFileError, match=r"refused.*convert-checkpoint"):
+        load_model(evil)
+    for args in (["sample", str(evil), "--out", str(tmp_path / "g.h5"), "--n", "2"],
+                 ["export", str(evil), "--out", str(tmp_path / "folder")],
+                 ["evaluate-model", str(evil), str(evil)]):
+        code, _, err = cli(*args)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:"), (args, err)
+    assert not marker.exists() and not (tmp_path / "g.h5").exists() and not (tmp_path / "folder").exists()
+    torch.load(evil, weights_only=False)  # the unsafe path really would have run it
+    assert marker.exists()
+
+
+def test_a_trusted_old_checkpoint_is_converted_to_one_the_safe_reader_takes(tmp_path, cli):
+    old, new = tmp_path / "old.ckpt", tmp_path / "new.ckpt"
+    module = tiny_checkpoint(old, callbacks={"ModelCheckpoint": {"dirpath": pathlib.PosixPath("/runs/x")}})
+    with pytest.raises(InputFileError, match="refused"):
+        read_checkpoint(old)
+    code, _, err = cli("convert-checkpoint", str(old), "--out", str(new))
+    assert code == 2 and "--trust" in err and not new.exists()
+    with pytest.raises(ConfigError, match="--trust"):
+        convert_checkpoint(old, new)
+    convert_checkpoint(old, new, trust=True)
+    torch.testing.assert_close(samples(load_model(new)), samples(module))
+
+
+def test_export_writes_safetensors_and_json_that_sample_like_the_checkpoint(tmp_path, cli):
+    ckpt = tmp_path / "m.ckpt"
+    module = tiny_checkpoint(ckpt)
+    code, _, err = cli("export", str(ckpt), "--out", str(tmp_path / "model"))
+    assert code == 0, err
+    folder = tmp_path / "model"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([CONFIG, WEIGHTS])
+    config = json.loads((folder / CONFIG).read_text())
+    assert config["kind"] == "diffusion" and config["global_step"] == 7
+    assert config["hyper_parameters"]["model"]["periodic"] is True
+    weights = load_file(folder / WEIGHTS)
+    assert not any(k.startswith("ema.") for k in weights)  # the EMA weights are stored as the denoiser's
+    torch.testing.assert_close(weights["denoiser.unet.conv_in.weight"], module.ema.module.unet.conv_in.weight)
+    loaded = load_model(folder)
+    assert loaded.denoiser.unet.conv_in.padding_mode == "circular"
+    torch.testing.assert_close(samples(loaded), samples(module))
+    code, _, err = cli("export", str(ckpt), "--out", str(folder))  # no silent replacement
+    assert code == 2 and "exists" in err
+
+
+def test_unreadable_or_foreign_model_files_give_clear_errors(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a checkpoint")
+    with pytest.raises(InputFileError, match="not a checkpoint"):
+        load_model(notes)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.ckpt")
+    with pytest.raises(InputFileError, match="no state_dict"):
+        load_model(tmp_path / "other.ckpt")
+    with pytest.raises(UnknownNameError, match="no such pretrained model"):
+        load_model("pretrained:../../etc")
+    folder = tmp_path / "model"
+    tiny_checkpoint(tmp_path / "m.ckpt")
+    export_model(tmp_path / "m.ckpt", folder)
+    with pytest.raises(ConfigError, match="a diffusion model"):
+        load_model(folder, kinds=("regressor",))
+    (folder / WEIGHTS).write_bytes(b"garbage")
+    with pytest.raises(InputFileError, match="safetensors"):
+        load_model(folder)
