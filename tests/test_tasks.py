@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from astrogen.data import FieldMeta
 from astrogen.data.transforms import Standardize
 from astrogen.errors import ConfigError, InputFileError, UnknownNameError
 from astrogen.models.diffusion import DiffusionModule
@@ -32,7 +33,7 @@ def tiny_checkpoint(path, **extra):
     transform = Standardize()
     transform.mean, transform.std = [0.5], [2.0]
     module = DiffusionModule(model=TINY, image_shape=[1, 8, 8], transform={"name": "Compose", "transforms": [
-        transform.to_dict()]}, data_meta={"channels": ["delta"], "units": ""})
+        transform.to_dict()]}, data_meta=FieldMeta(channels=["delta"], units="", periodic=True).to_attrs())
     with torch.no_grad():
         for p in module.ema.module.parameters():
             p.add_(0.01 * torch.randn_like(p))

@@ -443,15 +443,48 @@ def sky_generate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning user errors into one line and exit status 2."""
+    """Console entry point: run the app, turning user errors into one line and exit status 2.
+
+    SIGTERM (sent by SLURM, ``timeout`` and ``kill``) interrupts like Ctrl-C, so that partial output is
+    removed either way; both print "interrupted" and exit with status 128 + the signal number.
+    """
+    import signal
+
+    from rich.markup import escape
+
+    received: list[int] = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    handlers = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(signum) != signal.SIG_IGN}  # e.g. SIGINT for `cmd &` in a script
+    error = ""
     try:
-        app(args=argv, prog_name="astrogen")
+        # Not standalone, so that errors reach us: Typer would box usage errors, and it turns Ctrl-C
+        # into a silent exit 130 (here it returns 130).
+        code = app(args=argv, prog_name="astrogen", standalone_mode=False) or 0
+    except typer.TyperException as err:  # usage: unknown command, missing or invalid argument
+        code, error, ctx = 2, err.format_message(), getattr(err, "ctx", None)
+        if error and ctx is not None:  # no message: `astrogen` alone, whose help Typer has printed
+            error += f" (see '{ctx.command_path} --help')"
     except (AstrogenError, OSError) as err:
-        if _state["debug"]:
+        if _state["debug"] and not received:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
+        code, error = 2, str(err)
+    except (KeyboardInterrupt, typer.Abort):  # not from a signal, e.g. the end of input at a prompt
+        code = 130
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if received:
+        code = 128 + received[0]
+    if code >= 128:
         Console(stderr=True).print("interrupted; no partial output was kept")
-        sys.exit(130)
+    elif error:  # on one line: HDF5's messages break inside the time of day
+        message = escape(" ".join(error.split()))
+        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if code:
+        sys.exit(code)
 

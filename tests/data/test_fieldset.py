@@ -200,3 +200,14 @@ def test_dataset_augment_moves_image_and_mask_together(make_fieldset):
         FieldSet(make_fieldset(n=4, name="np.h5")[0]).torch_dataset(augment=Augment(shift=True))
     with pytest.raises(DataError, match="no parameter columns"):
         FieldSet(path).torch_dataset(params=["mass"])
+
+
+def test_an_empty_set_is_refused_by_the_reader(make_fieldset):
+    path, *_ = make_fieldset(n=4)
+    with h5py.File(path, "a") as f:
+        f["images"].resize(0, axis=0)
+        f["masks"].resize(0, axis=0)
+        for column in f["params"].values():
+            column.resize((0,))
+    with pytest.raises(DataError, match=r"no samples \(N = 0\)"):
+        FieldSet(path)

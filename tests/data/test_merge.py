@@ -1,5 +1,6 @@
 import shutil
 
+import h5py
 import numpy as np
 import pytest
 
@@ -67,6 +68,26 @@ def test_virtual_set_moves_with_its_folder_and_refuses_missing_shards(run, tmp_p
     (elsewhere / "shards" / "part-1.h5").unlink()
     with pytest.raises(InputFileError, match=r"shards/part-1\.h5, which is missing"):
         FieldSet(elsewhere / "set.h5")
+
+
+def test_virtual_sets_read_only_inside_their_folder_tree(run, tmp_path):
+    root, _, shards = run
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(InputFileError, match="own folder tree"):  # ../shards/... would be outside
+        merge_fieldsets(shards, tmp_path / "sub" / "set.h5", virtual=True)
+    assert not list((tmp_path / "sub").iterdir())
+    # A crafted virtual file pointing outside its folder (here: an absolute path) is refused on reading.
+    inside = root / "inside.h5"
+    merge_fieldsets(shards, inside, virtual=True)
+    crafted = tmp_path / "sub" / "crafted.h5"
+    shutil.copy(inside, crafted)
+    with h5py.File(crafted, "a") as f:
+        layout = h5py.VirtualLayout(f["images"].shape, f["images"].dtype)
+        layout[:] = h5py.VirtualSource(str(root / "whole.h5"), "images", shape=f["images"].shape)
+        del f["images"]
+        f.create_virtual_dataset("images", layout)
+    with pytest.raises(InputFileError, match="outside its folder"):
+        FieldSet(crafted)
 
 
 def test_incomplete_duplicate_and_foreign_shards_are_refused(run, tmp_path):

@@ -111,3 +111,12 @@ def test_config_errors_are_clear():
         get_simulator("nbody")
     with pytest.raises(DataError, match=">= 1"):
         simulate("blobs", 0)
+
+
+def test_a_block_too_large_for_the_memory_is_refused_before_rendering(monkeypatch, tmp_path):
+    import astrogen.sims.base as base
+
+    monkeypatch.setattr(base, "available_memory", lambda: 10_000_000)  # 10 MB
+    with pytest.raises(DataError, match=r"a block of \d+ samples of 1 x 256 x 256 takes .* available memory"):
+        simulate_to_file("blobs", 1, tmp_path / "x.h5", config={"size": 256})
+    assert not list(tmp_path.iterdir())

@@ -8,12 +8,15 @@ Layout of a FieldSet file::
     attrs            format, format_version, complete, channels, units, pixel_size, pixel_unit,
                      box_size, periodic, simulator, simulator_version, config (JSON), seed, provenance
 
-Writes are atomic: a `FieldSetWriter` writes to a hidden ``.NAME.PID.partial`` file beside the target
+Writes are atomic: a `FieldSetWriter` writes to a hidden, locked ``.NAME.partial`` file beside the target
 and renames it on success; the ``complete`` attribute is set only then, so an interrupted write never
-leaves a file that looks complete. Readers are lazy (h5py) and reject NaN/inf and inconsistent shapes
-with an error naming the dataset and the sample index. The datasets may be HDF5 virtual datasets over
-other FieldSet files (`astrogen.data.merge_fieldsets(..., virtual=True)`); readers refuse such a file
-when a source file is missing.
+leaves a file that looks complete. A failed or interrupted write removes the partial file, and the next
+writer of ``NAME`` removes one left by a killed process (see `astrogen._io`).
+
+Readers are lazy (h5py) and reject NaN/inf and inconsistent shapes with an error naming the dataset and
+the sample index. The datasets may be HDF5 virtual datasets over other FieldSet files
+(`astrogen.data.merge_fieldsets(..., virtual=True)`); readers refuse such a file when a source file is
+missing.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import h5py
 import numpy as np
 
 from astrogen import __version__
+from astrogen._io import PartialFile, signals_deferred
 from astrogen.errors import DataError, InputFileError
 
 FORMAT = "astrogen.FieldSet"
@@ -120,10 +124,6 @@ def check_finite(array: np.ndarray, what: str, index: int | np.ndarray = 0) -> N
     raise DataError(f"{what}[{label}] contains NaN or inf")
 
 
-def _partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
-
-
 def _write_header(file: h5py.File, meta: FieldMeta) -> None:
     """Format marker, ``complete = False`` and the metadata attributes of a FieldSet being written."""
     file.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "complete": False})
@@ -131,13 +131,47 @@ def _write_header(file: h5py.File, meta: FieldMeta) -> None:
     file.attrs["astrogen_version"] = __version__
 
 
-def _commit(file: h5py.File, tmp: Path, path: Path) -> None:
-    """Mark the open partial file ``tmp`` complete, close it, and move it to ``path`` atomically."""
-    file.attrs["complete"] = True
-    file.close()
-    with open(tmp, "rb+") as handle:  # data on disk before the rename makes it visible
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+def _create(path: Path, overwrite: bool) -> tuple[h5py.File, PartialFile]:
+    """A new HDF5 file written as the locked partial file of ``path`` (see `astrogen._io.PartialFile`)."""
+    partial = PartialFile(path, overwrite)
+    try:
+        with signals_deferred():
+            return h5py.File(partial, "w"), partial
+    except BaseException:
+        partial.discard()
+        raise
+
+
+def _write_failed(path: Path, err: OSError) -> InputFileError:
+    return InputFileError(f"{path}: cannot write it ({err.strerror or err}); its partial file was removed")
+
+
+def _commit(file: h5py.File, partial: PartialFile) -> None:
+    """Mark ``file`` complete, close it and move it into place; on failure remove it and raise.
+
+    A write that failed (disk full, I/O error), here or earlier, raises `InputFileError`.
+    """
+    try:
+        with signals_deferred():
+            file.attrs["complete"] = True
+            file.close()
+        partial.commit()
+    except OSError as err:
+        _discard(file, partial)
+        raise _write_failed(partial.path, err) from err
+    except BaseException:
+        _discard(file, partial)
+        raise
+
+
+def _discard(file: h5py.File, partial: PartialFile) -> None:
+    """Close ``file`` if it is open and remove its partial file."""
+    with signals_deferred():
+        try:
+            if file.id.valid:
+                file.close()
+        finally:
+            partial.discard()
 
 
 class FieldSetWriter:
@@ -160,6 +194,10 @@ class FieldSetWriter:
     mask_shape : shape of one mask sample, or None for no masks.
     compression : None, ``"gzip"`` (level 4, with shuffle) or ``"lzf"``.
     overwrite : replace an existing file at ``path`` (only once the new one is complete).
+
+    A failed write (disk full, I/O error) raises `InputFileError`. It, an exception in the ``with``
+    block and a KeyboardInterrupt (Ctrl-C; SIGTERM under the CLI) all remove the partial file. A second
+    writer of the same ``path`` is refused while this one lives.
     """
 
     def __init__(
@@ -183,19 +221,15 @@ class FieldSetWriter:
             )
         if compression not in COMPRESSIONS:
             raise DataError(f"unknown compression {compression!r}; choose gzip, lzf or none")
-        if not self.path.parent.is_dir():
-            raise InputFileError(f"{self.path.parent}: output directory does not exist")
-        if self.path.exists() and not overwrite:
-            raise InputFileError(f"{self.path}: file exists (choose another name or overwrite it)")
         self.param_names = list(param_names)
         if len(set(self.param_names)) != len(self.param_names):
             raise DataError(f"duplicate parameter names in {self.param_names}")
         self.mask_shape = None if mask_shape is None else tuple(int(s) for s in mask_shape)
         self.n = 0
-        self._tmp = _partial_path(self.path)
-        self._file = h5py.File(self._tmp, "w")
+        self._file, self._partial = _create(self.path, overwrite)
         try:
-            self._init_file(meta, param_units or {}, compression)
+            with signals_deferred():
+                self._init_file(meta, param_units or {}, compression)
         except BaseException:
             self.abort()
             raise
@@ -252,34 +286,37 @@ class FieldSetWriter:
                 raise DataError(f"masks batch has shape {masks.shape}, expected {(n, *self.mask_shape)}")
             check_finite(masks, f"{self.path}: masks", self.n)
         stop = self.n + n
-        for dataset, values in [(self._images, images), (self._masks, masks)]:
-            if dataset is not None:
-                dataset.resize(stop, axis=0)
-                dataset[self.n : stop] = values
-        for name, values in columns.items():
-            self._params[name].resize((stop,))
-            self._params[name][self.n : stop] = values
+        with signals_deferred():
+            for dataset, values in [(self._images, images), (self._masks, masks)]:
+                if dataset is not None:
+                    dataset.resize(stop, axis=0)
+                    dataset[self.n : stop] = values
+            for name, values in columns.items():
+                self._params[name].resize((stop,))
+                self._params[name][self.n : stop] = values
         self.n = stop
+        if self._partial.error is not None:  # e.g. disk full: stop now rather than after the whole set
+            self.abort()
+            raise _write_failed(self.path, self._partial.error)
 
     def update_meta(self, meta: FieldMeta) -> None:
         """Replace the metadata attributes (e.g. provenance known only once every sample is written)."""
         if len(meta.channels) != self.sample_shape[0]:
             raise DataError(f"{len(meta.channels)} channel names {meta.channels} for {self.sample_shape[0]} channels")
-        self._file.attrs.update(meta.to_attrs())
+        with signals_deferred():
+            self._file.attrs.update(meta.to_attrs())
 
     def close(self) -> FieldSet:
         """Mark the file complete, move it into place atomically, and open it for reading."""
         if self.n == 0:
             self.abort()
             raise DataError(f"{self.path}: no samples were written")
-        _commit(self._file, self._tmp, self.path)
+        _commit(self._file, self._partial)
         return FieldSet(self.path)
 
     def abort(self) -> None:
         """Discard the partial file."""
-        if self._file.id.valid:
-            self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        _discard(self._file, self._partial)
 
     def __enter__(self) -> FieldSetWriter:
         return self
@@ -323,6 +360,8 @@ class FieldSet:
         self.meta = FieldMeta.from_attrs(f.attrs)
         self.images = f["images"]
         n, channels = self.images.shape[:2]
+        if n == 0:
+            raise DataError(f"{where}: holds no samples (N = 0)")
         if len(self.meta.channels) != channels:
             raise DataError(f"{where}: {len(self.meta.channels)} channel names for {channels} channels")
         self.masks = f.get("masks")
@@ -339,14 +378,19 @@ class FieldSet:
             check_finite(values, f"{where}: params/{name}")
 
     def _check_virtual_sources(self) -> None:
-        """Refuse a virtual FieldSet (see `merge_fieldsets`) whose source files are gone.
+        """Refuse a virtual FieldSet (see `merge_fieldsets`) whose source files are gone or lie outside its folder.
 
         HDF5 would read a missing source's samples as the fill value; relative source paths are
-        resolved from this file's folder, as HDF5 does.
+        resolved from this file's folder, as HDF5 does. A source outside that folder tree (``../x.h5``, an
+        absolute path) is refused: a crafted virtual file must not read whatever HDF5 file sits there.
         """
         datasets = [self.images, self.masks, *self._file.get("params", {}).values()]
         files = {src.file_name for d in datasets if d is not None and d.is_virtual for src in d.virtual_sources()}
+        home = self.path.parent.resolve()
         for name in sorted(files - {"."}):
+            if not (home / name).resolve().is_relative_to(home):
+                raise InputFileError(f"{self.path}: virtual FieldSet reads from {name}, outside its folder; keep "
+                                     "the shards in the merged file's folder tree (or merge them as a copy)")
             if not (self.path.parent / name).is_file():
                 raise InputFileError(
                     f"{self.path}: virtual FieldSet reads from {name}, which is missing "

@@ -19,12 +19,14 @@ import h5py
 import numpy as np
 
 from astrogen import __version__
+from astrogen._io import signals_deferred
 from astrogen.data.fieldset import (
     FieldMeta,
     FieldSet,
     FieldSetWriter,
     _commit,
-    _partial_path,
+    _create,
+    _discard,
     _write_header,
 )
 from astrogen.errors import DataError, InputFileError
@@ -123,12 +125,13 @@ def _write_copy(sets, out: Path, meta, overwrite, compression, progress, batch_s
 
 
 def _write_virtual(sets, out: Path, meta, overwrite) -> None:
-    if not out.parent.is_dir():
-        raise InputFileError(f"{out.parent}: output directory does not exist")
-    if out.exists() and not overwrite:
-        raise InputFileError(f"{out}: file exists (choose another name or overwrite it)")
     first, n = sets[0], sum(map(len, sets))
-    sources = [os.path.relpath(fs.path.resolve(), out.parent.resolve()) for fs in sets]
+    home = out.parent.resolve()
+    outside = [str(fs.path) for fs in sets if not fs.path.resolve().is_relative_to(home)]
+    if outside:  # FieldSet refuses to read such sources
+        raise InputFileError(f"{outside[0]}: a virtual set reads shards from its own folder tree only; write {out} "
+                             "beside the shards or merge them as a copy (without --virtual)")
+    sources = [os.path.relpath(fs.path.resolve(), home) for fs in sets]
 
     def link(file: h5py.File, name: str, take) -> h5py.Dataset:
         parts = [take(fs) for fs in sets]
@@ -140,24 +143,22 @@ def _write_virtual(sets, out: Path, meta, overwrite) -> None:
         # A source that shrank or vanished reads as NaN, which readers refuse, never as zeros.
         return file.create_virtual_dataset(name, layout, fillvalue=np.nan)
 
-    tmp = _partial_path(out)
-    file = h5py.File(tmp, "w")
+    file, partial = _create(out, overwrite)
     try:
-        _write_header(file, meta)
-        link(file, "images", lambda fs: fs.images)
-        if first.masks is not None:
-            link(file, "masks", lambda fs: fs.masks)
-        file.create_group("params")
-        for name in first.param_names:
-            column = link(file, f"params/{name}", lambda fs, name=name: fs.images.file[f"params/{name}"])
-            if name in first.param_units:
-                column.attrs["unit"] = first.param_units[name]
-        _commit(file, tmp, out)
+        with signals_deferred():
+            _write_header(file, meta)
+            link(file, "images", lambda fs: fs.images)
+            if first.masks is not None:
+                link(file, "masks", lambda fs: fs.masks)
+            file.create_group("params")
+            for name in first.param_names:
+                column = link(file, f"params/{name}", lambda fs, name=name: fs.images.file[f"params/{name}"])
+                if name in first.param_units:
+                    column.attrs["unit"] = first.param_units[name]
     except BaseException:
-        if file.id.valid:
-            file.close()
-        tmp.unlink(missing_ok=True)
+        _discard(file, partial)
         raise
+    _commit(file, partial)
 
 
 def merge_fieldsets(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from astrogen import __version__
+from astrogen._io import atomic_write_text as _atomic_write_text  # also imported by report.model_report
 from astrogen.errors import InputFileError
 
 CSS = """
@@ -99,21 +99,6 @@ def render_html(sections: Sequence[Section], scorecard, provenance: Mapping, tit
     parts += ["<h2>Provenance</h2>", _provenance_html(provenance),
               f'<p class="note">made by astrogen {html.escape(__version__)}</p>', "</body></html>"]
     return "\n".join(parts)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(out_dir: str | os.PathLike, sections: Sequence[Section], scorecard, provenance: Mapping,

@@ -8,6 +8,7 @@ shard) can be simulated on its own with the same result.
 
 from __future__ import annotations
 
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from astrogen import __version__
+from astrogen._io import check_free_space, format_size
 from astrogen.config import validate_config
 from astrogen.data.fieldset import Batch, FieldMeta, FieldSetWriter
 from astrogen.errors import ConfigError, DataError, UnknownNameError
@@ -99,6 +101,7 @@ def iter_blocks(
     blocks = range(n_blocks) if blocks is None else blocks
     if blocks.step != 1 or not 0 <= blocks.start <= blocks.stop <= n_blocks:
         raise DataError(f"block range {blocks} is not a contiguous part of the set's {n_blocks} blocks")
+    check_block_memory(simulator)
     total = min(blocks.stop * size, n) - min(blocks.start * size, n)
     with progress_bar(total, f"simulating {simulator.name}", enabled=progress) as advance:
         for block in blocks:
@@ -156,6 +159,38 @@ def _meta(simulator: Simulator, seed: int, shard: Shard | None = None, n: int | 
     )
 
 
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux MemAvailable; else the physical total)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_block_memory(simulator: Simulator) -> None:
+    """Refuse a config whose block of ``block_size`` samples would take more than half the available memory.
+
+    Every sample comes from its seed block (so a set's first samples do not depend on ``n``), and a whole block
+    is rendered even for one sample: its output alone must fit, with room left for the simulator's work arrays.
+    """
+    spec = simulator.spec()
+    need, free = simulator.block_size * _sample_bytes(spec), available_memory()
+    if 2 * need > free:
+        shape = " x ".join(map(str, spec.sample_shape))
+        raise DataError(f"{simulator.name}: a block of {simulator.block_size} samples of {shape} takes "
+                        f"{format_size(need)}, more than half the {format_size(free)} of available memory; "
+                        "choose a smaller image size")
+
+
+def _sample_bytes(spec: SimSpec) -> int:
+    """Bytes of one stored sample: float32 image and mask, float64 parameters."""
+    mask = 0 if spec.mask_shape is None else 4 * math.prod(spec.mask_shape)
+    return 4 * math.prod(spec.sample_shape) + mask + 8 * len(spec.param_names)
+
+
 def simulate(name: str, n: int, seed: int = 0, config: BaseModel | Mapping | None = None) -> Batch:
     """Simulate ``n`` samples in memory and return them as one `Batch`."""
     simulator = get_simulator(name, config)
@@ -183,10 +218,12 @@ def simulate_to_file(
     ``shard=(i, count)`` writes only shard ``i`` of ``count`` of the ``n``-sample set (see `Shard`; needs
     ``count <=`` the number of blocks) and records it in the file's provenance under ``"shard"``
     (index, count, start, stop, n_total, seed), which `astrogen.data.merge_fieldsets` checks.
+    Refuses (`InputFileError`) an uncompressed set larger than the free space of ``out``'s file system.
     """
     simulator = get_simulator(name, config)
     spec = simulator.spec()
     part = None if shard is None else Shard.of(*shard, n=n, block_size=simulator.block_size)
+    n_written = n if part is None else part.stop - part.start
     with FieldSetWriter(
         out,
         spec.sample_shape,
@@ -197,6 +234,8 @@ def simulate_to_file(
         compression=compression,
         overwrite=overwrite,
     ) as writer:
+        if compression is None:  # a compressed set is smaller by a factor unknown until it is written
+            check_free_space(out, n_written * _sample_bytes(spec))
         for batch in iter_blocks(simulator, n, seed, progress, None if part is None else part.blocks):
             writer.append(batch.images, batch.params, batch.masks)
     return Path(out)

@@ -22,7 +22,6 @@ import itertools
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from astrogen._io import atomic_write_text
 from astrogen.errors import ConfigError, DataError, UnknownNameError
 from astrogen.stats._common import as_maps, batch_ndim
 
@@ -205,14 +205,7 @@ class Scorecard:
         """Write ``scorecard.json`` atomically (temporary file in the same folder, then rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        try:
-            with os.fdopen(handle, "w") as f:
-                json.dump(_jsonable(self.to_dict()), f, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(_jsonable(self.to_dict()), indent=1))
         return path
 
     def table(self):
