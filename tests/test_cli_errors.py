@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import yaml
-
-from astrogen.data import FieldMeta, FieldSetWriter
-from astrogen.sims import simulate_to_file
 from test_tasks import Payload, tiny_checkpoint
+
+from astrogen.sims import simulate_to_file
 
 
 @pytest.fixture(scope="module")
