@@ -10,6 +10,7 @@ writer, and a second writer of ``NAME`` refuses to start.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import shutil
 import signal
@@ -17,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from astrogen.errors import InputFileError
 
@@ -216,3 +219,20 @@ def check_free_space(path: str | os.PathLike, size: int) -> None:
         raise InputFileError(
             f"{path}: needs about {format_size(size)}, but only {format_size(free)} is free on its file system"
         )
+
+
+def jsonable(value):
+    """``value`` as plain JSON data: NumPy arrays and scalars to lists and numbers, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

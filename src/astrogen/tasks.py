@@ -23,10 +23,10 @@ import os
 import pickle
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from astrogen import __version__
+from astrogen._io import jsonable
 from astrogen.config import KIND_KEY
 from astrogen.errors import ConfigError, InputFileError, UnknownNameError
 
@@ -161,19 +161,6 @@ def load_model(source: str | os.PathLike, device: str | torch.device = "cpu", ki
     return _build(kind, hparams, state, path, exported).to(device).eval()
 
 
-def _plain(value):
-    """``value`` with NumPy scalars and arrays turned into JSON numbers and lists."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def export_model(source: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
                  extra: dict | None = None) -> Path:
     """Write the model folder ``out`` (``model.safetensors`` + ``config.json``) from a checkpoint or folder.
@@ -202,7 +189,7 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, overwrite: b
     state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "global_step": step,
               "exported_from": src.name, "astrogen_version": __version__, **(extra or {}),
-              "hyper_parameters": _plain(dict(hparams))}
+              "hyper_parameters": jsonable(dict(hparams))}
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -238,7 +225,7 @@ def convert_checkpoint(old: str | os.PathLike, new: str | os.PathLike, trust: bo
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputFileError(f"{old}: not a Lightning checkpoint (no state_dict)")
     kept = {"state_dict": {k: v for k, v in checkpoint["state_dict"].items() if isinstance(v, torch.Tensor)},
-            "hyper_parameters": json.loads(json.dumps(_plain(dict(checkpoint.get("hyper_parameters", {}))),
+            "hyper_parameters": json.loads(json.dumps(jsonable(dict(checkpoint.get("hyper_parameters", {}))),
                                                       default=str)),
             KIND_KEY: checkpoint_kind(checkpoint)}
     for key in ("global_step", "epoch", "pytorch-lightning_version"):

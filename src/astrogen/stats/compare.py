@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from astrogen._io import atomic_write_text
+from astrogen._io import atomic_write_text, jsonable
 from astrogen.errors import ConfigError, DataError, UnknownNameError
 from astrogen.stats._common import as_maps, batch_ndim
 
@@ -205,7 +204,7 @@ class Scorecard:
         """Write ``scorecard.json`` atomically (temporary file in the same folder, then rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(_jsonable(self.to_dict()), indent=1))
+        atomic_write_text(path, json.dumps(jsonable(self.to_dict()), indent=1))
         return path
 
     def table(self):
@@ -219,22 +218,6 @@ class Scorecard:
             verdict = "[green]pass[/green]" if row.passed else "[red]FAIL[/red]"
             table.add_row(row.statistic, f"{row.distance:.4g} ± {row.error:.2g}", f"{row.tolerance:g}", verdict)
         return table
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def _distances(kind: str, real: np.ndarray, gen: np.ndarray, w_real: np.ndarray, w_gen: np.ndarray) -> np.ndarray:
