@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -63,7 +64,10 @@ def test_a_pickle_payload_is_refused_with_one_line_and_runs_nothing(tmp_path, cl
 
 def test_a_trusted_old_checkpoint_is_converted_to_one_the_safe_reader_takes(tmp_path, cli):
     old, new = tmp_path / "old.ckpt", tmp_path / "new.ckpt"
-    module = tiny_checkpoint(old, callbacks={"ModelCheckpoint": {"dirpath": pathlib.PosixPath("/runs/x")}})
+    # What older code wrote besides plain data: paths, NumPy scalars and arrays.
+    module = tiny_checkpoint(old, callbacks={"ModelCheckpoint": {"dirpath": pathlib.PosixPath("/runs/x"),
+                                                                 "best_score": np.float64(0.5)}},
+                             loops={"history": np.arange(3)})
     with pytest.raises(InputFileError, match="refused"):
         read_checkpoint(old)
     code, _, err = cli("convert-checkpoint", str(old), "--out", str(new))
@@ -72,6 +76,14 @@ def test_a_trusted_old_checkpoint_is_converted_to_one_the_safe_reader_takes(tmp_
         convert_checkpoint(old, new)
     convert_checkpoint(old, new, trust=True)
     torch.testing.assert_close(samples(load_model(new)), samples(module))
+
+
+def test_the_converter_refuses_a_payload_even_when_trusted(tmp_path, cli):
+    evil, marker = tmp_path / "evil.ckpt", tmp_path / "pwned"
+    tiny_checkpoint(evil, payload=Payload(marker))
+    code, _, err = cli("convert-checkpoint", str(evil), "--out", str(tmp_path / "new.ckpt"), "--trust")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "builtins.getattr, pathlib.Path" in err
+    assert not marker.exists() and not (tmp_path / "new.ckpt").exists()
 
 
 def test_export_writes_safetensors_and_json_that_sample_like_the_checkpoint(tmp_path, cli):

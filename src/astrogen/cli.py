@@ -323,11 +323,11 @@ def export(
 def convert_checkpoint_(
     old: Annotated[Path, typer.Argument(help="A checkpoint the safe reader refuses.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Converted checkpoint (.ckpt).")],
-    trust: Annotated[bool, typer.Option("--trust", help="Unpickle OLD, which runs any code it holds: only for files "
-                                                        "from a source you trust.")] = False,
+    trust: Annotated[bool, typer.Option("--trust", help="Confirm you trust OLD's source (its hyper-parameters will "
+                                                        "build a model); code in it is still refused.")] = False,
     overwrite: Overwrite = False,
 ) -> None:
-    """Rewrite an old or foreign checkpoint as tensors and plain data, which astrogen loads safely."""
+    """Rewrite an older checkpoint (paths, NumPy arrays in it) as tensors and plain data, which astrogen loads."""
     from astrogen.tasks import convert_checkpoint
 
     console.print(f"wrote {convert_checkpoint(old, out, trust=trust, overwrite=overwrite)}")

@@ -11,18 +11,21 @@ A model is stored in one of two forms, and both are data, never code:
   metadata), beside a ``MODEL.md`` card.
 
 ``pretrained:NAME`` names a folder shipped in ``astrogen/pretrained/``. A checkpoint whose pickle holds other
-objects (a file from an untrusted source, or one written by other code) is refused with a one-line error naming
-``astrogen convert-checkpoint``, which reads it the unsafe way only when the user passes ``--trust``.
+objects (a crafted file, or one written by older code) is refused with a one-line error naming
+``astrogen convert-checkpoint``, which rebuilds an explicit allow-list of harmless types (paths, NumPy arrays)
+and still refuses anything else: nothing in astrogen unpickles without restriction.
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from astrogen import __version__
@@ -46,7 +49,7 @@ WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "MODEL.md"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 PRETRAINED_PREFIX = "pretrained:"
 
-CONVERT_HINT = ("if you trust its source, convert it with `astrogen convert-checkpoint {path} --out NEW.ckpt "
+CONVERT_HINT = ("a checkpoint from an older release converts with `astrogen convert-checkpoint {path} --out NEW.ckpt "
                 "--trust`")
 
 
@@ -143,19 +146,23 @@ def read_folder(folder: Path) -> tuple[dict, dict]:
     return config, state
 
 
+def _read(path: Path) -> tuple[str, dict, dict, int | None, bool]:
+    """``(kind, hyper-parameters, state_dict, global step, exported)`` of a checkpoint file or a model folder."""
+    if path.is_dir():
+        config, state = read_folder(path)
+        return config.get("kind"), config.get("hyper_parameters", {}), state, config.get("global_step"), True
+    checkpoint = read_checkpoint(path)
+    return (checkpoint_kind(checkpoint), checkpoint.get("hyper_parameters", {}), checkpoint["state_dict"],
+            checkpoint.get("global_step"), False)
+
+
 def load_model(source: str | os.PathLike, device: str | torch.device = "cpu", kinds: tuple[str, ...] | None = None):
     """Load any astrogen model, in eval mode on ``device``: a ``.ckpt``, a model folder or ``pretrained:NAME``.
 
     ``kinds`` restricts the accepted kinds (e.g. `GENERATIVE` for sampling); another kind is a clear error.
     """
     path = resolve(source)
-    if path.is_dir():
-        config, state = read_folder(path)
-        kind, hparams, exported = config.get("kind"), config.get("hyper_parameters", {}), True
-    else:
-        checkpoint = read_checkpoint(path)
-        kind, hparams, exported = checkpoint_kind(checkpoint), checkpoint.get("hyper_parameters", {}), False
-        state = checkpoint["state_dict"]
+    kind, hparams, state, _, exported = _read(path)
     if kinds is not None and kind not in kinds:
         raise ConfigError(f"{source}: a {kind} model; this needs one of: {', '.join(kinds)}")
     return _build(kind, hparams, state, path, exported).to(device).eval()
@@ -177,14 +184,8 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, overwrite: b
         raise InputFileError(f"{out}: exists (choose another name or overwrite it)")
     if not out.parent.is_dir():
         raise InputFileError(f"{out.parent}: output directory does not exist")
-    if src.is_dir():
-        config, _ = read_folder(src)
-        kind, hparams, step = config["kind"], config["hyper_parameters"], config.get("global_step")
-    else:
-        checkpoint = read_checkpoint(src)
-        kind, hparams, step = checkpoint_kind(checkpoint), checkpoint.get("hyper_parameters", {}), \
-            checkpoint.get("global_step")
-    module = load_model(src)
+    kind, hparams, state, step, exported = _read(src)
+    module = _build(kind, hparams, state, src, exported)
     state = module.exported_state() if hasattr(module, "exported_state") else module.state_dict()
     state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "global_step": step,
@@ -206,22 +207,50 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, overwrite: b
     return out
 
 
+def _legacy_types() -> list:
+    """The objects older checkpoints hold besides plain data, each harmless to rebuild: paths, NumPy arrays and
+    scalars (hyper-parameters, callback states) and argparse namespaces."""
+    import argparse
+    import pathlib
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    numpy_functions = [(f, f"{prefix}.multiarray.{f.__name__}") for f in (multiarray._reconstruct, multiarray.scalar)
+                       for prefix in ("numpy.core", "numpy._core")]  # pickles name them by the writer's NumPy
+    dtypes = [type(np.dtype(t)) for t in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "?")]
+    return [*numpy_functions, np.ndarray, np.dtype, *dtypes, pathlib.PosixPath, pathlib.PurePosixPath,
+            pathlib.WindowsPath, pathlib.PureWindowsPath, argparse.Namespace]
+
+
 def convert_checkpoint(old: str | os.PathLike, new: str | os.PathLike, trust: bool = False,
                        overwrite: bool = False) -> Path:
     """Rewrite a checkpoint that `read_checkpoint` refuses as one it accepts (``trust`` must be True).
 
-    The old file is unpickled with ``weights_only=False``, which runs whatever code it holds: only for files from
-    a trusted source. The new file keeps the tensors and the plain-data entries (hyper-parameters passed through
-    JSON); anything else (e.g. custom objects in callback states) is dropped and named in the returned warning.
+    The old file is read with PyTorch's restricted unpickler widened by an explicit allow-list (`_legacy_types`:
+    paths, NumPy arrays, namespaces; nothing that can run code); a file holding any other object (or a dict
+    subclass, which the restricted unpickler cannot fill) is refused, naming it. ``trust`` confirms that the file's
+    source is trusted: its hyper-parameters will build a model.
+    The new file keeps the tensors of the state dict, the hyper-parameters (through JSON: paths become strings,
+    arrays lists), the kind and the step count; the rest (optimizer and callback states) is dropped, so it samples
+    and evaluates but does not resume.
     """
     old, new = Path(old), Path(new)
     if not trust:
-        raise ConfigError(f"convert-checkpoint unpickles {old}, which can run code: pass --trust if you trust it")
+        raise ConfigError(f"convert-checkpoint: pass --trust to confirm you trust the source of {old}")
     if not old.is_file():
         raise InputFileError(f"{old}: no such checkpoint")
     if new.exists() and not overwrite:
         raise InputFileError(f"{new}: file exists (choose another name or overwrite it)")
-    checkpoint = torch.load(old, map_location="cpu", weights_only=False)
+    allowed = _legacy_types()
+    try:
+        with torch.serialization.safe_globals(allowed):
+            checkpoint = torch.load(old, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        known = {a[1] if isinstance(a, tuple) else f"{a.__module__}.{a.__qualname__}" for a in allowed}
+        unknown = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(old)) - known)
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = ", ".join(unknown) or next((b for a, b in itertools.pairwise(lines) if "WeightsUnpickler" in a), "")
+        raise InputFileError(f"{old}: holds objects outside the allow-list of plain types ({reason}); astrogen "
+                             "does not unpickle them") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputFileError(f"{old}: not a Lightning checkpoint (no state_dict)")
     kept = {"state_dict": {k: v for k, v in checkpoint["state_dict"].items() if isinstance(v, torch.Tensor)},
