@@ -6,12 +6,14 @@ User errors (`AstrogenError`, unreadable files) print one line on stderr and exi
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from astrogen import __version__
@@ -454,9 +456,6 @@ def main(argv: list[str] | None = None) -> None:
     SIGTERM (sent by SLURM, ``timeout`` and ``kill``) interrupts like Ctrl-C, so that partial output is
     removed either way; both print "interrupted" and exit with status 128 + the signal number.
     """
-    import signal
-
-    from rich.markup import escape
 
     received: list[int] = []
 

@@ -3,7 +3,7 @@
 Every step is the public library call a user would make. By default (`run_demo`): `simulate_to_file` (held-out
 slices from boxes the shipped model never saw, with the simulator config it was trained on), `sample_to_file`
 from ``pretrained:matter-demo`` (DPM-Solver++), and `evaluate` (the scorecard and ``report.html``). With
-``train=True`` the model is trained from scratch under a wall-clock budget instead (a training set is simulated
+``train_model=True`` the model is trained from scratch under a wall-clock budget instead (a training set is simulated
 first). No step adjusts the generated images: nothing is clamped, and the scorecard's out_of_range row would
 show it if anything were.
 """

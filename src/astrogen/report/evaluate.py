@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,13 +26,10 @@ from astrogen.progress import progress_bar
 from astrogen.report import figures
 from astrogen.report.html import Section, write_report
 from astrogen.report.style import figure_to_data_uri, k_unit, power_unit
+from astrogen.stats.compare import DEFAULT_STATS, FileBatches, Scorecard, clamped_fraction, compare_batches
 
-if TYPE_CHECKING:
-    from astrogen.stats.compare import Scorecard
-
-# Statistics drawn in the report when none are named (the scorecard's defaults); "morphology" is added
-# for galaxy images, "marginals" always. Both are drawn but not scored: the scorecard contract does not list them.
-DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean", "out_of_range")
+# With no statistics named the report scores and draws the scorecard's defaults (DEFAULT_STATS); "morphology" is
+# added for galaxy images, "marginals" always. Both are drawn but not scored: the scorecard contract does not list them.
 REPORT_ONLY = ("morphology", "marginals")
 GALAXY_BANDS = frozenset("ugrizy")
 N_SHOW = 6  # maps of each set in the sample grid
@@ -351,7 +347,6 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
                      for fs, index in ((real_fs, real_index), (gen_fs, gen_index))))
         drawn = [name for name in SECTIONS if name in wanted]
         scored = tuple(name for name in wanted if name not in REPORT_ONLY)
-        from astrogen.stats.compare import FileBatches, clamped_fraction, compare_batches  # after the input checks
 
         module = None if judge is None else _load_judge(judge)
         real_batches = FileBatches(real_fs, batch_size, real_index)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astrogen import __version__
-from astrogen._io import atomic_write_text as _atomic_write_text  # also imported by report.model_report
+from astrogen._io import atomic_write_text
 from astrogen.errors import InputFileError
 
 CSS = """
@@ -125,5 +125,5 @@ def write_report(out_dir: str | os.PathLike, sections: Sequence[Section], scorec
     if scorecard is not None:
         scorecard.to_json(out_dir / "scorecard.json")
     path = out_dir / "report.html"
-    _atomic_write_text(path, page)
+    atomic_write_text(path, page)
     return path

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from astrogen._io import atomic_write_text
 from astrogen.data import FieldSet
 from astrogen.errors import ConfigError
-from astrogen.report.html import Section, _atomic_write_text, write_report
+from astrogen.report.html import Section, write_report
 from astrogen.report.style import OKABE_ITO, figure_to_data_uri, new_figure, style
 from astrogen.stats.inference import (
     DEFAULT_CUT,
@@ -155,5 +156,5 @@ def evaluate_model(checkpoint: str | os.PathLike, data: str | os.PathLike, out_d
                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     path = write_report(out_dir, sections, None, provenance, title=f"astrogen model evaluation: {module.task}")
     metrics_json = path.with_name("metrics.json")
-    _atomic_write_text(metrics_json, json.dumps({"task": module.task, "metrics": metrics, **provenance}, indent=1))
+    atomic_write_text(metrics_json, json.dumps({"task": module.task, "metrics": metrics, **provenance}, indent=1))
     return ModelEvaluation(module.task, metrics, path, metrics_json)
