@@ -28,8 +28,9 @@ Physics and numerical choices (units: Mpc/h, h/Mpc, time in 1/H0):
   low at k = 4 k_f and dividing by W^2 (right for random particles) over-amplifies by 5-15%. A force
   mesh finer than the particle grid is not offered: on it the lattice itself shows up as spurious
   power. Initial particles sit on the cell corners q = i box / n_grid. Consequence of the one-cell force
-  resolution (measured, same seed against linear growth): at z = 0, P(k) is within ~2% for k < 0.1 k_Nyq
-  and 6-10% low for 0.13 k_Nyq < k < 0.5 k_Nyq (1 Gpc/h, 128^3); at z = 3 it is within 2% for k < k_Nyq / 8.
+  resolution (measured, same seed against linear growth, CIC-deconvolved, 1 Gpc/h, 128^3, seed 0, by
+  benchmarks/bench_matter.py): at z = 0, P(k) is 0.95-1.01 of linear for k < 0.1 k_Nyq and 3-11% low for
+  0.13 k_Nyq < k < 0.5 k_Nyq; at z = 3 it is within 2% on average for k < k_Nyq / 8 (tests/sims/test_matter.py).
 * Output: delta = rho / rho_bar - 1 from CIC of the particles on the same mesh (so delta >= -1 and the
   total mass is exactly the particle number, accumulated in float64).
 
