@@ -346,18 +346,33 @@ def evaluate_(
                                                    "batches of 256).")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the subset draw and the bootstrap.")] = 0,
     condition: Annotated[str | None, typer.Option(help="Parameter whose bins show morphology intervals.")] = None,
-    judge: Annotated[Path | None, typer.Option(help="Redshift-CNN checkpoint scoring the generated set's "
-                                                    "redshift conditions.")] = None,
+    judge: Annotated[Path | None, typer.Option(help="Redshift-regressor checkpoint: the redshift-judge protocol "
+                                                    "(its photo-z metrics on real vs generated, per redshift bin).")]
+    = None,
+    by: Annotated[str | None, typer.Option(help="--judge: parameter whose bins the metrics are given in "
+                                                "[redshift].")] = None,
+    bins: Annotated[str | None, typer.Option(help="--judge: comma-separated bin edges, e.g. 0,0.4,0.8,1.2,2,4 "
+                                                  "[those for redshift; else 5 quantile bins].")] = None,
 ) -> None:
     """Compare a generated set with a real one: scorecard table, report.html and scorecard.json."""
+    from astrogen.errors import ConfigError
     from astrogen.report import evaluate
+    from astrogen.stats.redshift import N_SIGMA
 
     names = [name.strip() for name in stats.split(",")] if stats else None
+    try:
+        edges = None if bins is None else [float(edge) for edge in bins.split(",")]
+    except ValueError as err:
+        raise ConfigError(f"--bins {bins!r}: give comma-separated numbers, e.g. 0,0.4,0.8,1.2,2,4") from err
     result = evaluate(real, generated, out, stats=names, n_max=n_max, seed=seed, condition=condition, progress=True,
-                      judge=judge)
+                      judge=judge, by=by, bins=edges)
     console.print(result.scorecard.table())
-    if result.judge is not None:
-        console.print("redshift judge: " + ", ".join(f"{k}={v:.4g}" for k, v in result.judge.items()))
+    if result.judge_bins is not None:
+        console.print(result.judge_table())
+        agree = result.judge_bins["agree"]
+        console.print(f"redshift judge: real and generated agree in {result.judge_bins['bins_agreeing']} of "
+                      f"{result.judge_bins['bins_judged']} bins (|diff| <= {N_SIGMA:g} combined bootstrap σ); "
+                      f"{'AGREE' if agree else 'DIFFER' if agree is False else 'no verdict'}")
     console.print(f"{'PASS' if result.scorecard.passed else 'FAIL'}; report {result.report}")
 
 

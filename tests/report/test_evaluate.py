@@ -126,4 +126,5 @@ def test_morphology_is_measured_on_a_bounded_number_of_stamps_across_batches(tmp
     result = evaluate_module.evaluate(real, gen, tmp_path / "eval", stats=["morphology"], condition="z", batch_size=4)
     assert measured == [4, 2, 4, 2]  # per set: a whole batch of 4, then 2 of the next, then none
     text = result.report.read_text()
-    assert "<h2>Morphology" in text and text.count("data:image/png") == 3  # samples, histograms, intervals
+    # samples, histograms, shape intervals, photometry intervals
+    assert "<h2>Morphology" in text and text.count("data:image/png") == 4

@@ -115,8 +115,32 @@ def test_morphology_figures(rng):
     check_png(fig)
     fig = figures.morphology_interval_figure(real, gen, rng.uniform(0, 2, 40), rng.uniform(0, 2, 40), "redshift",
                                              0, "r", "arcsec", n_bins=4)
-    assert "redshift" in labels(fig)
+    assert "redshift" in labels(fig) and "isophotal area [arcsec²]" in labels(fig)
     check_png(fig)
+    fig = figures.morphology_interval_figure(real, gen, rng.uniform(0, 2, 40), rng.uniform(0, 2, 40), "redshift",
+                                             0, "r", "arcsec", edges=np.array([0, 0.5, 2, 4]))
+    assert len(fig.axes) == len(figures.MORPHOLOGY_QUANTITIES)
+    check_png(fig)
+
+
+def test_photometry_and_judge_figures(rng):
+    from astrogen.stats.redshift import Photometry, binned_photoz_metrics
+
+    flux = rng.lognormal(3, 1, size=(40, 3))
+    flux[0, 0] = -2.0  # a faint noisy stamp: symmetric-log axis
+    real = Photometry(flux, -2.5 * np.log10(np.abs(flux[:, :-1] / flux[:, 1:])))
+    fig = figures.photometry_interval_figure(real, real, rng.uniform(0, 2, 40), rng.uniform(0, 2, 40), "redshift",
+                                             ["g", "r", "i"], "counts", np.array([0.0, 1.0, 2.0]))
+    assert "g - r [mag]" in labels(fig) and "flux i" in labels(fig) and "[counts]" in fig.get_suptitle()
+    assert sum(ax.get_visible() for ax in fig.axes) == 5  # 3 fluxes, 2 colours
+    assert fig.axes[0].get_yscale() == "symlog" and fig.axes[1].get_yscale() == "log"
+    check_png(fig)
+    z = rng.uniform(0, 2, 60)
+    binned = binned_photoz_metrics(z + 0.05 * rng.normal(size=60), z, edges=[0, 1, 2, 3], n_bootstrap=20)
+    fig = figures.photoz_trend_figure(binned, binned, "redshift")
+    assert "σ_NMAD" in labels(fig) and "20 resamples" in fig.get_suptitle()  # the empty bin [2, 3] is skipped
+    check_png(fig)
+    check_png(figures.photoz_scatter_figure((z, z + 0.1), (z, z), np.array([0.0, 1.0, 2.0])))
 
 
 def test_binned_intervals_recovers_uniform_quantiles():

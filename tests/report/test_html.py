@@ -62,3 +62,17 @@ def test_interrupted_write_keeps_the_previous_report_and_no_partial_file(tmp_pat
         write_report(tmp_path, sections(), scorecard, {"run": 2})
     assert path.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "scorecard.json"]
+
+
+def test_grid_tables_and_extra_scorecard_entries(tmp_path, scorecard):
+    grid = [["bin", "n", "bias", "agree"], ["[0, 1)", 3, "0.1 ± 0.02", True], ["[1, 2]", 0, None, None],
+            ["[2, 3]", 5, "<0.3>", False]]
+    path = write_report(tmp_path, [Section("Judge", grid=grid)], scorecard, {}, extra={"redshift_judge": {
+        "edges": np.array([0.0, 1.0]), "value": np.nan}})
+    text = path.read_text()
+    assert "<th>agree</th>" in text and "n/a" in text and "&lt;0.3&gt;" in text
+    parser = Links()
+    parser.feed(text)
+    assert parser.cells.count("pass") == 2 and parser.cells.count("fail") == 2  # scorecard row + verdict each
+    card = json.loads((tmp_path / "scorecard.json").read_text())
+    assert card["redshift_judge"] == {"edges": [0.0, 1.0], "value": None} and "rows" in card and "passed" in card

@@ -13,7 +13,7 @@ import json
 import os
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +50,7 @@ class Inputs:
     condition: str | None
     real_condition: np.ndarray | None  # [n] condition values of the selected maps, in reading order
     gen_condition: np.ndarray | None
+    condition_edges: np.ndarray | None = None  # bins of the condition (the judge's); None: quantiles of the real set
 
 
 def _check_compatible(real: FieldSet, gen: FieldSet) -> None:
@@ -216,7 +217,9 @@ def _marginals(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
 
 def _keep_morphology(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Kept) -> None:
     from astrogen.stats.morphology import morphology
+    from astrogen.stats.redshift import stamp_photometry
 
+    kept["photometry"].append(stamp_photometry(batch))  # batched: every selected map, not just MORPHOLOGY_MAX
     have = sum(len(m.failed) for m in kept["morphology"])
     if have < MORPHOLOGY_MAX:
         kept["morphology"].append(morphology(batch[: MORPHOLOGY_MAX - have], pixel_size=x.pixel_size))
@@ -231,32 +234,86 @@ def _morphology(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
     band = next((x.channels.index(b) for b in ("r", "i") if b in x.channels), 0)
     name, unit = x.channels[band], x.pixel_unit
     images = [figure_to_data_uri(figures.morphology_figure(real_m, gen_m, band, name, unit))]
+    note = f"Shape measurements of the central object in the {name} band."
     if x.condition is not None:  # the measured stamps are the first of the selected maps
+        edges = (figures.quantile_edges(x.real_condition[: len(real_m.failed)]) if x.condition_edges is None
+                 else x.condition_edges)
         images.append(figure_to_data_uri(figures.morphology_interval_figure(
             real_m, gen_m, x.real_condition[: len(real_m.failed)], x.gen_condition[: len(gen_m.failed)],
-            x.condition, band, name, unit)))
-    return [Section("Morphology", images, f"Shape measurements of the central object in the {name} band.")]
+            x.condition, band, name, unit, edges=edges)))
+        real_p, gen_p = (replace(parts[0], flux=np.concatenate([p.flux for p in parts]),
+                                 colour=np.concatenate([p.colour for p in parts]))
+                         for parts in (real["photometry"], gen["photometry"]))
+        images.append(figure_to_data_uri(figures.photometry_interval_figure(
+            real_p, gen_p, x.real_condition, x.gen_condition, x.condition, x.channels, x.units, edges)))
+        note += (f" Per {x.condition} bin (edges {np.round(edges, 4).tolist()}): median and 95% interval of the "
+                 f"shapes (first {len(real_m.failed)} real and {len(gen_m.failed)} generated stamps) and of the "
+                 "stamp photometry of every selected map (background-subtracted flux per band, adjacent-band "
+                 "colours; `astrogen.stats.redshift.stamp_photometry`).")
+    return [Section("Morphology", images, note)]
 
 
-def _load_judge(checkpoint):
+def _load_judge(checkpoint, sample_shape: tuple[int, ...]):
     from astrogen.tasks import load_model
 
     module = load_model(checkpoint, kinds=("regressor",))
     if list(module.hparams.targets) != ["redshift"]:
-        raise ConfigError(f"--judge {checkpoint}: not a redshift regressor (targets: [redshift])")
+        raise ConfigError(f"--judge {checkpoint}: not a redshift regressor (targets: {list(module.hparams.targets)}, "
+                          "need [redshift])")
+    if list(module.hparams.image_shape) != list(sample_shape):
+        raise DataError(f"--judge {checkpoint}: trained on maps {list(module.hparams.image_shape)}, the sets hold "
+                        f"{list(sample_shape)}")
     return module
 
 
-def _judge(z_pred: np.ndarray, z_true: np.ndarray) -> tuple[dict[str, float], Section]:
-    """Photo-z metrics of a redshift regressor's predictions for generated maps against their conditions."""
-    from astrogen.report.model_report import scatter_figure
-    from astrogen.stats.redshift import photoz_metrics
+def _judge(by: str, edges: np.ndarray, real: tuple[np.ndarray, ...], gen: tuple[np.ndarray, ...],
+           n_bootstrap: int, seed: int, morphology: bool) -> tuple[dict, Section]:
+    """The redshift-judge protocol: photo-z metrics of the judge on real and generated maps, per bin of ``by``.
 
-    metrics = photoz_metrics(z_pred, z_true)
-    note = ("A redshift CNN trained on real (simulated) galaxies predicts the redshift of each generated galaxy; "
-            "a generator that honours its condition gives metrics close to the CNN's own on real galaxies.")
-    figure = scatter_figure(z_pred[:, None], np.asarray(z_true)[:, None], ["redshift"])
-    return metrics, Section("Redshift judge", [figure], note, metrics)
+    ``real``, ``gen``: (z_pred, z_true, by values) of the judged maps. Returns the JSON-ready record (also
+    written to scorecard.json as ``redshift_judge``) and the report section (per-bin table, trend figure,
+    predicted-vs-true scatter).
+    """
+    from astrogen.stats.redshift import METRICS, N_SIGMA, binned_photoz_metrics, compare_binned, photoz_metrics
+
+    real_rng, gen_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    real_b, gen_b = (binned_photoz_metrics(z_pred, z_true, edges, by=values, n_bootstrap=n_bootstrap, seed=rng)
+                     for (z_pred, z_true, values), rng in ((real, real_rng), (gen, gen_rng)))
+    bins = compare_binned(real_b, gen_b, N_SIGMA)
+    judged = [row["agree"] for row in bins if row["agree"] is not None]
+    record = {
+        "by": by, "edges": edges.tolist(), "n_bootstrap": n_bootstrap, "seed": seed,
+        "rule": f"a bin agrees when |generated - real| <= {N_SIGMA:g} sqrt(error_real^2 + error_generated^2) "
+                "for bias, sigma_nmad, outlier_fraction and loss; no verdict below 2 objects in either set",
+        "bins": bins, "n_outside": {"real": real_b.n_outside, "generated": gen_b.n_outside},
+        "overall": {"real": photoz_metrics(*real[:2]), "generated": photoz_metrics(*gen[:2])},
+        "agree": all(judged) if judged else None, "bins_agreeing": sum(judged), "bins_judged": len(judged),
+    }
+
+    def cell(side: dict, metric: str) -> str | None:
+        value, error = side[metric], side[f"{metric}_error"]
+        return None if value is None else f"{value:.4f}" + ("" if error is None else f" ± {error:.4f}")
+
+    grid = [[f"{by} bin", "n real", "n generated",
+             *(f"{figures.PHOTOZ_LABELS[m].split(' (')[0]} {w}" for m in METRICS for w in ("real", "generated")),
+             "agree"]]
+    grid += [[f"[{row['low']:g}, {row['high']:g}{']' if i == len(bins) - 1 else ')'}", row["n_real"],
+              row["n_generated"], *(cell(row[w], m) for m in METRICS for w in ("real", "generated")), row["agree"]]
+             for i, row in enumerate(bins)]
+    images = [figure_to_data_uri(figures.photoz_trend_figure(real_b, gen_b, by)),
+              figure_to_data_uri(figures.photoz_scatter_figure(
+                  real[1::-1], gen[1::-1], edges if by == "redshift" else np.array([])))]
+    note = ("A redshift regressor (the judge, trained on real galaxies that must not include the real set's) "
+            "predicts the redshift of the real and of the generated galaxies; a generator that honours its "
+            "redshift condition gives the judge the same bias, σ_NMAD, outlier fraction and HSC loss on both "
+            "(Nishizawa et al. 2020, arXiv:2003.01511; dz = (z_pred - z) / (1 + z) against each set's redshift "
+            f"parameter, z the true or conditioned redshift). Bins of {by}; errors: standard deviation over "
+            f"{n_bootstrap} bootstrap resamples of the galaxies within each bin (seed {seed}). "
+            f"{record['rule'][0].upper() + record['rule'][1:]}. "
+            f"Outside the bins: {real_b.n_outside} real, {gen_b.n_outside} generated."
+            + (f" Morphology and photometry per {by} bin: see the Morphology section." if morphology else ""))
+    summary = {"agree": record["agree"], "bins agreeing": f"{record['bins_agreeing']} of {record['bins_judged']}"}
+    return record, Section("Redshift judge", images, note, summary, grid)
 
 
 def _collector(x: Inputs, drawn: list[str], judge, advance: Callable[[int], None]):
@@ -271,7 +328,7 @@ def _collector(x: Inputs, drawn: list[str], judge, advance: Callable[[int], None
             mine["samples"].append(batch[: N_SHOW - have].copy())  # a view would keep the whole batch
         for name in drawn:
             SECTIONS[name][0](batch, results, ctx, x, mine)
-        if judge is not None and which == "generated":
+        if judge is not None:
             mine["judge"].append(judge.predict(batch)[:, 0])
         advance(1)
 
@@ -285,7 +342,34 @@ class Evaluation:
     report: Path
     scorecard_json: Path
     scorecard: Scorecard
-    judge: dict[str, float] | None = None  # photo-z metrics of the judge on the generated set
+    judge: dict[str, float] | None = None  # photo-z metrics of the judge on the whole generated set
+    judge_bins: dict | None = None  # the redshift-judge protocol per bin (scorecard.json's ``redshift_judge``)
+
+    def judge_table(self):
+        """A rich Table of the judge's metrics per bin: real | generated, value ± bootstrap error, verdict."""
+        from rich.table import Table
+
+        from astrogen.stats.redshift import METRICS
+
+        if self.judge_bins is None:
+            return None
+        short = {"bias": "bias", "sigma_nmad": "σ_NMAD", "outlier_fraction": "f_out", "loss": "loss"}
+        table = Table(title=f"redshift judge per {self.judge_bins['by']} bin (real | generated, "
+                            f"± bootstrap error)")
+        for column in ("bin", "n", *(short[m] for m in METRICS), "agree"):
+            table.add_column(column)
+
+        def pair(row, metric):
+            def one(side):
+                value, error = row[side][metric], row[side][f"{metric}_error"]
+                return "—" if value is None else f"{value:.3f}" + ("" if error is None else f"±{error:.3f}")
+            return f"{one('real')} | {one('generated')}"
+
+        for row in self.judge_bins["bins"]:
+            verdict = {True: "[green]yes[/green]", False: "[red]NO[/red]", None: "n/a"}[row["agree"]]
+            table.add_row(f"{row['low']:g}–{row['high']:g}", f"{row['n_real']} | {row['n_generated']}",
+                          *(pair(row, m) for m in METRICS), verdict)
+        return table
 
 
 # name: (keep what the figures need of one batch, draw the section from what was kept of both sets)
@@ -297,7 +381,8 @@ SECTIONS = {"pixel_pdf": (_keep_pixel_pdf, _pixel_pdf), "power": (_keep_power, _
 def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, out_dir: str | os.PathLike,
              stats: tuple[str, ...] | list[str] | None = None, n_max: int = 1000, seed: int = 0,
              condition: str | None = None, progress: bool = False,
-             judge: str | os.PathLike | None = None, batch_size: int = 256) -> Evaluation:
+             judge: str | os.PathLike | None = None, batch_size: int = 256, by: str | None = None,
+             bins: Sequence[float] | None = None, judge_bootstrap: int = 1000) -> Evaluation:
     """Compare a generated FieldSet with a real one; write ``out_dir/report.html`` and ``scorecard.json``.
 
     Parameters
@@ -311,21 +396,38 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
     n_max : at most this many maps are read from each set, drawn at random without replacement (morphology
         measures the first `MORPHOLOGY_MAX` of them).
     seed : seed of that draw and of the scorecard's bootstrap.
-    condition : name of a parameter present in both sets; morphology is then also shown as 95% intervals
-        per bin of it (needs the morphology section).
+    condition : name of a parameter present in both sets; morphology and stamp photometry (flux per band,
+        colours) are then also shown as 95% intervals per bin of it (needs the morphology section). With a
+        ``judge`` it defaults to ``by`` (when morphology is drawn), binned by the judge's bins.
     progress : show a progress bar on stderr.
     judge : checkpoint of a redshift regressor (``targets: [redshift]``, e.g. ``configs/galaxies-zcnn.yaml``):
-        it predicts the redshift of each generated map, scored with `photoz_metrics` against the generated
-        set's ``redshift`` parameter (the condition it was generated with); adds a "Redshift judge" section.
+        the redshift-judge protocol. It predicts the redshift of every selected real (held out from its
+        training) and generated map; per bin of ``by`` the bias, sigma_NMAD, outlier fraction and mean HSC
+        loss (`astrogen.stats.redshift.binned_photoz_metrics`, against each set's ``redshift`` parameter: the
+        true and the conditioned redshift) with bootstrap errors, and whether the sets agree within
+        2.5 combined sigma in every metric (`astrogen.stats.redshift.compare_binned`). Adds a "Redshift judge"
+        section and ``redshift_judge`` to scorecard.json; it does not change the scorecard's verdict.
     batch_size : maps read and measured at a time (in float64); memory grows with it, not with ``n_max``.
+    by : parameter (in both sets) whose bins the judge is scored in; default ``redshift`` with a judge.
+    bins : strictly increasing bin edges of ``by``; default `astrogen.stats.redshift.REDSHIFT_EDGES`
+        (0, 0.4, 0.8, 1.2, 2, 4) for redshift, else 5 quantile bins of the real set's values. Maps outside
+        the edges are counted, not binned.
+    judge_bootstrap : bootstrap resamples per bin and set for the judge's error bars.
 
     Returns
     -------
     `Evaluation` with the paths of ``report.html`` and ``scorecard.json`` and the `Scorecard`
-    (``.passed``, ``.table()``).
+    (``.passed``, ``.table()``); with a judge also its metrics on the whole generated set (``judge``) and
+    per bin (``judge_bins``, ``judge_table()``).
     """
+    from astrogen.stats.redshift import REDSHIFT_EDGES, check_edges
+
     if n_max < 2:
         raise ConfigError(f"n_max must be at least 2 maps, got {n_max}")
+    if judge is None and (by is not None or bins is not None):
+        raise ConfigError("--by and --bins bin the redshift judge's metrics; give --judge CHECKPOINT too")
+    edges = None if bins is None else check_edges(bins)
+    by = by or "redshift"
     wanted = list(stats) if stats is not None else list(DEFAULT_STATS)
     rng = np.random.default_rng(seed)
     if Path(real_path).resolve() == Path(generated_path).resolve():
@@ -337,18 +439,29 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
             wanted += ["marginals", *(["morphology"] if set(meta.channels) <= GALAXY_BANDS else [])]
         if condition is not None and "morphology" not in wanted:
             raise ConfigError(f"condition {condition!r} bins the morphology section; add 'morphology' to the stats")
+        if judge is not None:
+            for fs in (real_fs, gen_fs):
+                for name in dict.fromkeys(("redshift", by)):
+                    if name not in fs.params:
+                        raise ConfigError(f"--judge: {fs.path} has no {name!r} parameter "
+                                          f"({'to score predictions against' if name == 'redshift' else 'to bin by'}"
+                                          f"; parameters: {fs.param_names})")
+            if condition is None and "morphology" in wanted:
+                condition = by  # the judge's bins also bin morphology and photometry
         real_index = _subset(real_fs, n_max, rng, condition)
         gen_index = _subset(gen_fs, n_max, rng, condition)
-        if judge is not None and "redshift" not in gen_fs.params:
-            raise ConfigError(f"--judge: {gen_fs.path} has no 'redshift' parameter to score predictions against")
+        if judge is not None and edges is None:
+            edges = (np.asarray(REDSHIFT_EDGES) if by == "redshift"
+                     else figures.quantile_edges(real_fs.params[by][real_index]))
         x = Inputs(list(meta.channels), meta.units, meta.pixel_size or 1.0,
                    meta.pixel_unit if meta.pixel_size else "pixel", meta.periodic and gen_fs.meta.periodic, condition,
                    *(None if condition is None else fs.params[condition][index]
-                     for fs, index in ((real_fs, real_index), (gen_fs, gen_index))))
+                     for fs, index in ((real_fs, real_index), (gen_fs, gen_index))),
+                   edges if judge is not None and condition == by else None)
         drawn = [name for name in SECTIONS if name in wanted]
         scored = tuple(name for name in wanted if name not in REPORT_ONLY)
 
-        module = None if judge is None else _load_judge(judge)
+        module = None if judge is None else _load_judge(judge, real_fs.sample_shape)
         real_batches = FileBatches(real_fs, batch_size, real_index)
         gen_batches = FileBatches(gen_fs, batch_size, gen_index)
         shapes = {"real_shape": [len(real_index), *real_fs.sample_shape],
@@ -364,14 +477,19 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
             for name in drawn:
                 sections += SECTIONS[name][1](x, kept["real"], kept["generated"])
                 advance(1)
-        judged = None
+        judged = judge_bins = None
         if module is not None:
-            judged, section = _judge(np.concatenate(kept["generated"]["judge"]), gen_fs.params["redshift"][gen_index])
+            real_z, gen_z = ((np.concatenate(kept[which]["judge"]), fs.params["redshift"][index], fs.params[by][index])
+                             for which, fs, index in (("real", real_fs, real_index), ("generated", gen_fs, gen_index)))
+            judge_bins, section = _judge(by, edges, real_z, gen_z, judge_bootstrap, seed,
+                                        "morphology" in drawn and condition == by)
+            judged = judge_bins["overall"]["generated"]
             sections.append(section)
         inputs = {"real": _provenance(real_fs, len(real_index)), "generated": _provenance(gen_fs, len(gen_index))}
     provenance = {**inputs, "seed": seed, "n_max": n_max, "condition": condition,
-                  **({"judge": str(judge)} if judge is not None else {}),
+                  **({"judge": str(judge), "judge_by": by, "judge_bins": edges.tolist()} if judge is not None else {}),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     scorecard.provenance.update(provenance)
-    path = write_report(out_dir, sections, scorecard, provenance)
-    return Evaluation(path, path.with_name("scorecard.json"), scorecard, judged)
+    path = write_report(out_dir, sections, scorecard, provenance,
+                        extra=None if judge_bins is None else {"redshift_judge": judge_bins})
+    return Evaluation(path, path.with_name("scorecard.json"), scorecard, judged, judge_bins)

@@ -8,6 +8,7 @@ generated vermillion. Curves are means over maps; shaded bands are the ±1σ map
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,14 +23,18 @@ if TYPE_CHECKING:
     from astrogen.stats.onepoint import Histogram
     from astrogen.stats.peaks import PeakCounts
     from astrogen.stats.power import PowerSpectrum
+    from astrogen.stats.redshift import BinnedPhotoz, Photometry
 
 SETS = (("real", REAL), ("generated", GENERATED))
-MORPHOLOGY_QUANTITIES = (  # (Morphology field, axis label, whether it carries a length unit)
-    ("ellipticity", "ellipticity", False),
-    ("semi_major_axis", "semi-major axis", True),
-    ("half_light_radius", "half-light radius", True),
-    ("sersic_n", "Sérsic index n", False),
+MORPHOLOGY_QUANTITIES = (  # (Morphology field, axis label, power of the length unit it carries)
+    ("ellipticity", "ellipticity", 0),
+    ("semi_major_axis", "semi-major axis", 1),
+    ("half_light_radius", "half-light radius", 1),
+    ("sersic_n", "Sérsic index n", 0),
+    ("area", "isophotal area", 2),
 )
+PHOTOZ_LABELS = {"bias": "bias ⟨Δz⟩", "sigma_nmad": "σ_NMAD", "outlier_fraction": "outlier fraction (|Δz| > 0.15)",
+                 "loss": "mean HSC loss"}
 
 
 def _band(ax, x, values: np.ndarray, color: str, label: str) -> None:
@@ -41,6 +46,15 @@ def _band(ax, x, values: np.ndarray, color: str, label: str) -> None:
 
 def _bracket(unit: str) -> str:
     return f" [{unit}]" if unit else ""
+
+
+def _length(unit: str, power: int) -> str:
+    """``unit`` to ``power`` (0: dimensionless), e.g. arcsec² for an area."""
+    if power == 0:
+        return ""
+    if power == 1:
+        return unit
+    return (f"({unit})" if "/" in unit else unit) + ("²" if power == 2 else f"^{power}")
 
 
 def sample_grid(real_images: np.ndarray, gen_images: np.ndarray, channel_names: Sequence[str],
@@ -279,7 +293,7 @@ def morphology_figure(real: Morphology, gen: Morphology, channel: int, channel_n
     """Histograms of galaxy shape measurements (ellipticity, sizes, Sérsic index) in one channel."""
     with style():
         fig, axes = new_figure(1, len(MORPHOLOGY_QUANTITIES))
-        for ax, (field, label, has_unit) in zip(axes[0], MORPHOLOGY_QUANTITIES):
+        for ax, (field, label, power) in zip(axes[0], MORPHOLOGY_QUANTITIES):
             values = [getattr(m, field)[:, channel] for m in (real, gen)]
             values = [v[np.isfinite(v)] for v in values]
             pooled = np.concatenate(values)
@@ -288,7 +302,7 @@ def morphology_figure(real: Morphology, gen: Morphology, channel: int, channel_n
                 for (set_label, color), v in zip(SETS, values):
                     ax.hist(v, bins=edges, density=True, histtype="step", color=color, label=set_label,
                             linewidth=1.5)
-            ax.set_xlabel(f"{label}{_bracket(length_unit if has_unit else '')}")
+            ax.set_xlabel(f"{label}{_bracket(_length(length_unit, power))}")
             ax.set_ylabel("PDF")
         axes[0, 0].legend()
         fig.suptitle(f"{channel_name}: measurement failed for {_failure(real, channel)} of real, "
@@ -300,10 +314,13 @@ def binned_intervals(values: np.ndarray, condition: np.ndarray, edges: np.ndarra
                      level: float = 0.95) -> np.ndarray:
     """Central ``level`` interval and median of ``values`` [N] in bins of ``condition`` [N].
 
+    Bins are ``[e_b, e_b+1)``, the last one closed; condition values outside the edges are left out.
     Returns ``[B, 3]`` (low, median, high) for the ``B = len(edges) - 1`` bins; NaN rows where a bin holds
     fewer than two finite values. NaN values (failed measurements) are ignored.
     """
-    which = np.digitize(condition, edges[1:-1])  # last bin closed on the right
+    from astrogen.stats.redshift import bin_index
+
+    which = bin_index(condition, edges)
     quantiles = [(1 - level) / 2, 0.5, (1 + level) / 2]
     out = np.full((len(edges) - 1, 3), np.nan)
     for b in range(len(edges) - 1):  # a handful of bins
@@ -313,27 +330,124 @@ def binned_intervals(values: np.ndarray, condition: np.ndarray, edges: np.ndarra
     return out
 
 
-def morphology_interval_figure(real: Morphology, gen: Morphology, real_condition: np.ndarray,
-                               gen_condition: np.ndarray, condition_label: str, channel: int, channel_name: str,
-                               length_unit: str, n_bins: int = 5) -> Figure:
-    """Median and 95% interval of each shape measurement in ``n_bins`` bins of a condition parameter.
-
-    Bins are quantiles of the real set's condition values, so each real bin holds about as many objects.
-    """
-    edges = np.unique(np.quantile(real_condition, np.linspace(0, 1, n_bins + 1)))
+def quantile_edges(condition: np.ndarray, n_bins: int = 5) -> np.ndarray:
+    """Edges of ``n_bins`` bins holding about equal numbers of ``condition`` values (fewer if values repeat)."""
+    edges = np.unique(np.quantile(condition, np.linspace(0, 1, n_bins + 1)))
     if len(edges) < 2:
-        edges = np.array([real_condition.min() - 0.5, real_condition.max() + 0.5])
+        edges = np.array([condition.min() - 0.5, condition.max() + 0.5])
+    return edges
+
+
+def interval_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray, bool]], real_condition: np.ndarray,
+                    gen_condition: np.ndarray, condition_label: str, edges: np.ndarray, title: str,
+                    ncols: int | None = None) -> Figure:
+    """Median and 95% interval of per-object quantities in bins of a condition, real beside generated.
+
+    ``panels``: (axis label, real values [N_real], generated values [N_gen], log y axis) per panel; the
+    condition arrays give each object's bin. Points sit at the bin centres (real left, generated right).
+    """
     centres = 0.5 * (edges[:-1] + edges[1:])
     offset = 0.08 * np.diff(edges)
+    ncols = ncols or len(panels)
     with style():
-        fig, axes = new_figure(1, len(MORPHOLOGY_QUANTITIES))
-        for ax, (field, label, has_unit) in zip(axes[0], MORPHOLOGY_QUANTITIES):
-            for sign, (set_label, color), m, cond in zip((-1, 1), SETS, (real, gen), (real_condition, gen_condition)):
-                low, mid, high = binned_intervals(getattr(m, field)[:, channel], cond, edges).T
+        fig, axes = new_figure(-(-len(panels) // ncols), ncols)
+        for ax, (label, real_values, gen_values, log) in zip(axes.flat, panels):
+            for sign, (set_label, color), v, cond in zip((-1, 1), SETS, (real_values, gen_values),
+                                                         (real_condition, gen_condition)):
+                low, mid, high = binned_intervals(v, cond, edges).T
                 ax.errorbar(centres + sign * offset, mid, yerr=[mid - low, high - mid], fmt="o", color=color,
                             label=set_label, capsize=3, markersize=4)
+            for edge in edges:
+                ax.axvline(edge, color="0.85", linewidth=0.8, zorder=0)
+            pooled = np.concatenate([real_values, gen_values])
+            pooled = pooled[np.isfinite(pooled) & (pooled != 0)]
+            if log and pooled.size:
+                if np.all(pooled > 0):
+                    ax.set_yscale("log")
+                else:  # faint, noisy stamps have negative fluxes: linear within the noise, whose scale they show
+                    ax.set_yscale("symlog", linthresh=float(np.quantile(-pooled[pooled < 0], 0.9)))
             ax.set_xlabel(condition_label)
-            ax.set_ylabel(f"{label}{_bracket(length_unit if has_unit else '')}")
+            ax.set_ylabel(label)
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        axes.flat[0].legend()
+        fig.suptitle(title)
+    return fig
+
+
+def morphology_interval_figure(real: Morphology, gen: Morphology, real_condition: np.ndarray,
+                               gen_condition: np.ndarray, condition_label: str, channel: int, channel_name: str,
+                               length_unit: str, n_bins: int = 5, edges: np.ndarray | None = None) -> Figure:
+    """Median and 95% interval of each shape measurement in bins of a condition parameter.
+
+    Bins are ``edges`` where given, else ``n_bins`` quantiles of the real set's condition values (so each real
+    bin holds about as many objects).
+    """
+    edges = quantile_edges(real_condition, n_bins) if edges is None else np.asarray(edges, dtype=float)
+    panels = [(f"{label}{_bracket(_length(length_unit, power))}", getattr(real, field)[:, channel],
+               getattr(gen, field)[:, channel], field == "area") for field, label, power in MORPHOLOGY_QUANTITIES]
+    return interval_figure(panels, real_condition, gen_condition, condition_label, edges,
+                           f"{channel_name}: median and 95% interval per {condition_label} bin")
+
+
+def photometry_interval_figure(real: Photometry, gen: Photometry, real_condition: np.ndarray,
+                               gen_condition: np.ndarray, condition_label: str, channel_names: Sequence[str],
+                               flux_unit: str, edges: np.ndarray) -> Figure:
+    """Median and 95% interval of the flux in every band and of adjacent-band colours, per condition bin."""
+    panels = [(f"flux {name}", real.flux[:, c], gen.flux[:, c], True) for c, name in enumerate(channel_names)]
+    panels += [(f"{a} - {b} [mag]", real.colour[:, c], gen.colour[:, c], False)
+               for c, (a, b) in enumerate(pairwise(channel_names))]
+    return interval_figure(panels, real_condition, gen_condition, condition_label, edges,
+                           f"stamp photometry: median and 95% interval per {condition_label} bin; flux summed over "
+                           f"the stamp{_bracket(flux_unit)}, colours in mag",
+                           ncols=max(len(channel_names), 1))
+
+
+def photoz_trend_figure(real: BinnedPhotoz, gen: BinnedPhotoz, condition_label: str) -> Figure:
+    """Photo-z metrics of a redshift judge against the bin of ``condition_label``, real and generated.
+
+    One panel per metric (`astrogen.stats.redshift.METRICS`); points at the bin centres with their bootstrap
+    errors, horizontal bars spanning the bin; empty bins are left out.
+    """
+    from astrogen.stats.redshift import METRICS
+
+    edges = real.edges
+    centres, half = 0.5 * (edges[:-1] + edges[1:]), 0.5 * np.diff(edges)
+    with style():
+        fig, axes = new_figure(1, len(METRICS))
+        for ax, name in zip(axes[0], METRICS):
+            for sign, (set_label, color), s in zip((-1, 1), SETS, (real, gen)):
+                ax.errorbar(centres + sign * 0.08 * half, s.value[name], xerr=half, yerr=s.error[name], fmt="o",
+                            color=color, label=set_label, capsize=3, markersize=4, elinewidth=1)
+            if name == "bias":
+                ax.axhline(0, color="0.4", linewidth=0.8)
+            ax.set_xlabel(condition_label)
+            ax.set_ylabel(PHOTOZ_LABELS[name])
         axes[0, 0].legend()
-        fig.suptitle(f"{channel_name}: median and 95% interval per {condition_label} bin")
+        fig.suptitle(f"redshift judge per {condition_label} bin: value ± bootstrap error "
+                     f"({real.n_bootstrap} resamples)")
+    return fig
+
+
+def photoz_scatter_figure(real: tuple[np.ndarray, np.ndarray], gen: tuple[np.ndarray, np.ndarray],
+                          edges: np.ndarray) -> Figure:
+    """Predicted against true redshift, real and generated side by side, with the outlier limits.
+
+    ``real``, ``gen``: (z_true, z_pred) arrays; dashed lines: the 1:1 line and ``|dz| = 0.15``; grey lines: bin edges.
+    """
+    from astrogen.stats.redshift import OUTLIER_DZ
+
+    z_all = np.concatenate([*real, *gen, edges])
+    lo, hi = z_all.min(), z_all.max()
+    line = np.linspace(lo, hi, 50)
+    with style():
+        fig, axes = new_figure(1, 2, panel_size=(3.2, 3.2), sharex=True, sharey=True)
+        for ax, (set_label, color), (z_true, z_pred) in zip(axes[0], SETS, (real, gen)):
+            ax.scatter(z_true, z_pred, s=5, alpha=0.5, color=color, linewidths=0)
+            ax.plot(line, line, color="k", linewidth=1)
+            for sign in (-1, 1):
+                ax.plot(line, line + sign * OUTLIER_DZ * (1 + line), color="k", linewidth=0.8, linestyle="--")
+            for edge in edges:
+                ax.axvline(edge, color="0.85", linewidth=0.8, zorder=0)
+            ax.set(xlabel="true (conditioned) redshift", ylabel="judge's redshift", title=set_label)
     return fig

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astrogen import __version__
-from astrogen._io import atomic_write_text
+from astrogen._io import atomic_write_text, jsonable
 from astrogen.errors import InputFileError
 
 CSS = """
@@ -37,6 +37,8 @@ class Section:
     images: list[str] = field(default_factory=list)
     note: str = ""
     table: Mapping[str, object] | None = None  # name -> value rows shown above the figures
+    grid: Sequence[Sequence[object]] | None = None  # a table with a header row, shown above the figures;
+    # True / False cells show as "yes" / "no" in the pass / fail colours, None as "n/a"
 
 
 def _format(value) -> str:
@@ -63,6 +65,18 @@ def _scorecard_html(scorecard) -> str:
         )
     lines.append("</table>")
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return f'<td class="{"pass" if value else "fail"}">{"yes" if value else "no"}</td>'
+    return f"<td class=num>{html.escape('n/a' if value is None else _format(value))}</td>"
+
+
+def _grid_html(grid: Sequence[Sequence[object]]) -> str:
+    header = "".join(f"<th>{html.escape(str(h))}</th>" for h in grid[0])
+    rows = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in grid[1:])
+    return f"<table><tr>{header}</tr>{rows}</table>"
 
 
 def _provenance_html(provenance: Mapping) -> str:
@@ -92,6 +106,8 @@ def render_html(sections: Sequence[Section], scorecard, provenance: Mapping, tit
             rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td class=num>{html.escape(_format(v))}</td></tr>"
                            for k, v in section.table.items())
             parts.append(f"<table>{rows}</table>")
+        if section.grid:
+            parts.append(_grid_html(section.grid))
         for uri in section.images:
             if not uri.startswith("data:image/"):
                 raise ValueError(f"section {section.title!r}: figures must be data URIs, got {uri[:40]!r}")
@@ -102,7 +118,7 @@ def render_html(sections: Sequence[Section], scorecard, provenance: Mapping, tit
 
 
 def write_report(out_dir: str | os.PathLike, sections: Sequence[Section], scorecard, provenance: Mapping,
-                 title: str = "astrogen evaluation: real vs generated") -> Path:
+                 title: str = "astrogen evaluation: real vs generated", extra: Mapping | None = None) -> Path:
     """Write ``out_dir/report.html`` (self-contained) and ``out_dir/scorecard.json``; return the HTML path.
 
     Parameters
@@ -113,6 +129,7 @@ def write_report(out_dir: str | os.PathLike, sections: Sequence[Section], scorec
         for reports without one (model evaluations): no scorecard section and no ``scorecard.json``.
     provenance : what was compared (input files, their metadata, sample counts, seed), shown verbatim.
     title : page title.
+    extra : top-level entries added to ``scorecard.json`` beside the scorecard's own (e.g. ``redshift_judge``).
 
     Both files are written atomically (temporary file, then rename): an interrupted run leaves either
     the previous files or none, never a truncated one.
@@ -122,7 +139,9 @@ def write_report(out_dir: str | os.PathLike, sections: Sequence[Section], scorec
         raise InputFileError(f"{out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     page = render_html(sections, scorecard, provenance, title)
-    if scorecard is not None:
+    if scorecard is not None and extra:
+        atomic_write_text(out_dir / "scorecard.json", json.dumps(jsonable({**scorecard.to_dict(), **extra}), indent=1))
+    elif scorecard is not None:
         scorecard.to_json(out_dir / "scorecard.json")
     path = out_dir / "report.html"
     atomic_write_text(path, page)
