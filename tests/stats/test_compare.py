@@ -78,6 +78,20 @@ def test_structure_statistics_pass_halves_and_fail_a_different_set():
     assert not any(r.passed for r in different.rows), [(r.statistic, r.distance) for r in different.rows]
 
 
+
+def test_blob_rows_pass_halves_and_fail_wider_blobs():
+    """The blob experiments' rows (Han et al. 2021): stacked peak profile and marginal sums."""
+    from astrogen.sims import simulate
+
+    real = simulate("blobs", 400, seed=0, config={"n_blobs": 10, "size": 32, "fwhm": 6.0}).images
+    wide = simulate("blobs", 200, seed=1, config={"n_blobs": 10, "size": 32, "fwhm": 7.5}).images
+    rows = ("peak_profile", "marginal_sums")
+    same = compare(real[:200], real[200:], stats=rows, n_bootstrap=50, periodic=False)
+    assert same.passed, [(r.statistic, r.distance) for r in same.rows]
+    assert len(same.rows[0].detail["x"]) == 6 and len(same.rows[1].detail["x"]) == 64  # radii 0..5; 32 + 32 sums
+    different = compare(real[:200], wide, stats=rows, n_bootstrap=50, periodic=False)
+    assert not any(r.passed for r in different.rows), [(r.statistic, r.distance) for r in different.rows]
+
 def test_file_batches_read_a_sorted_subset_in_chunks_and_feed_observe(tmp_path):
     from astrogen.data import FieldSet
     from astrogen.stats.compare import FileBatches, compare_batches

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from astrogen.errors import DataError
-from astrogen.stats.peaks import FWHM_TO_SIGMA, find_peaks, marginal_sums, peak_counts, stacked_profile
+from astrogen.stats.peaks import FWHM_TO_SIGMA, find_peaks, marginal_sums, peak_counts, peak_profiles, stacked_profile
 
 SIZE = 64
 
@@ -81,6 +81,22 @@ def test_stacked_profile_recovers_the_blob():
     inner = np.stack([blobs([c], fwhm=fwhm) for c in [(32, 32), (5, 40), (20, 25)]])[:, None]
     np.testing.assert_allclose(stacked_profile(inner, size=21)[0][0], expected, atol=1e-10)
 
+
+
+def test_per_map_profiles_are_each_maps_own_stack():
+    # map 0: one blob of fwhm 4; map 1: two blobs of fwhm 6, amplitude 2; map 2: empty (no peak: zero profile)
+    maps = np.stack([blobs([(32, 32)], fwhm=4.0), blobs([(20, 20), (44, 40)], amplitude=2.0, fwhm=6.0),
+                     np.zeros((SIZE, SIZE))])[:, None]
+    r, profiles, n_peaks = peak_profiles(maps, size=11, threshold_nu=0.5, sigma=1.0, pixel_size=2.0)
+    assert profiles.shape == (3, 1, 6) and n_peaks.tolist() == [[1], [2], [0]]
+    np.testing.assert_allclose(r, 2.0 * np.arange(6))
+    for i in range(2):
+        np.testing.assert_allclose(profiles[i], stacked_profile(maps[i : i + 1], size=11)[2], atol=1e-10)
+    np.testing.assert_allclose(profiles[1, 0, 0], 2.0, atol=1e-10)
+    assert np.all(profiles[2] == 0)
+    # the count-weighted mean of the per-map stacks is the set's stack
+    weighted = (profiles * n_peaks[..., None]).sum(0) / n_peaks.sum(0)[:, None]
+    np.testing.assert_allclose(weighted, stacked_profile(maps, size=11, threshold_nu=0.5, sigma=1.0)[2], atol=1e-10)
 
 def test_matched_filter_removes_noise_bias_of_stacking():
     # bright blobs in unit white noise: a raw maximum near a blob is where the noise happens to be high, often

@@ -40,6 +40,9 @@ RANGE_MARGIN = 0.25
 
 PDF_BINS = 50
 
+# The peak_profile statistic stacks peaks at least this many sigma_real high.
+PROFILE_NU = 2.0
+
 
 @dataclass
 class SetInfo:
@@ -140,6 +143,21 @@ def _clusters(maps, ctx):
     return clusters(maps, sigma0=ctx["real"].std, periodic=ctx["periodic"])
 
 
+def _peak_profile(maps, ctx):
+    """Per-map stacked profile around peaks above `PROFILE_NU` sigma_real; cutouts a third of the map side."""
+    from astrogen.stats.peaks import peak_profiles
+
+    size = min(2 * (min(maps.shape[-2:]) // 6) + 1, 21)
+    return peak_profiles(maps, size, threshold_nu=PROFILE_NU, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"],
+                         periodic=ctx["periodic"])
+
+
+def _marginal_sums(maps, ctx):
+    from astrogen.stats.peaks import marginal_sums
+
+    return np.concatenate(marginal_sums(maps), axis=-1)
+
+
 def _mean(maps, ctx):
     return maps.reshape(*maps.shape[:2], -1).mean(-1)[..., None]
 
@@ -166,6 +184,10 @@ REGISTRY: dict[str, Statistic] = {
     "clusters": Statistic(_clusters, lambda r: (np.concatenate([r.count, r.skeleton_length], -1),
                                                 np.tile(r.threshold, 2)),
                           "chi2", 3.0, "chi^2 / bin of cluster counts and skeleton lengths"),
+    "peak_profile": Statistic(_peak_profile, lambda r: (r[1], r[0]), "chi2", 3.0,
+                              f"chi^2 / bin of the stacked radial profile of peaks above {PROFILE_NU:g} sigma_real"),
+    "marginal_sums": Statistic(_marginal_sums, lambda r: (r, np.arange(r.shape[-1], dtype=np.float64)), "chi2", 3.0,
+                               "chi^2 / bin of the mean row sums and column sums"),
     "mean": Statistic(_mean, lambda r: (r, np.zeros(1)), "offset", 0.5,
                       "|mean offset| in units of the real map-mean scatter"),
     "out_of_range": Statistic(_out_of_range, lambda r: (r, np.zeros(1)), "fraction", 0.001,
@@ -376,7 +398,8 @@ def compare(real, generated, stats: Sequence[str] = DEFAULT_STATS, tolerances: d
     Parameters
     ----------
     real, generated : [N, C, H, W] maps in the same physical units (NumPy or torch).
-    stats : names from `REGISTRY` (pixel_pdf, power, peaks, minkowski, clusters, bispectrum, mean, out_of_range).
+    stats : names from `REGISTRY` (pixel_pdf, power, peaks, minkowski, clusters, bispectrum, mean, out_of_range,
+        and the non-default peak_profile and marginal_sums).
     tolerances : {name: tolerance} overriding the defaults (`REGISTRY[name].tolerance`).
     pixel_size : side of a pixel in physical units (k of the spectra in 1/<pixel unit>).
     n_bootstrap : number of bootstrap resamples of both sets for the error bars.

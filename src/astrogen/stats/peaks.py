@@ -191,12 +191,8 @@ def stacked_profile(maps, size: int = 21, threshold_nu: float | None = None, sig
     return profile_of_sums(total, n_peaks, pixel_size)
 
 
-def peak_cutout_sums(maps, size: int = 21, threshold_nu: float | None = None, sigma=None,
-                     beam_fwhm: float | None = None, pixel_size: float = 1.0,
-                     periodic: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The additive part of `stacked_profile`: sum of the cutouts ``[C, size, size]`` (field units) and number
-    of peaks ``[C]``. Sum both over the batches of a large set, then call `profile_of_sums`; give ``sigma``
-    with ``threshold_nu`` so that every batch uses the same scale. Parameters as in `stacked_profile`."""
+def _peaks_to_stack(maps, size, threshold_nu, sigma, beam_fwhm, pixel_size, periodic):
+    """``(maps [N, C, H, W], peak mask, half)``: the peaks whose ``size x size`` cutouts are stacked."""
     x, y = _analysed(maps, beam_fwhm, pixel_size, periodic)
     h, w = x.shape[-2:]
     if size % 2 != 1 or size > min(h, w):
@@ -209,11 +205,59 @@ def peak_cutout_sums(maps, size: int = 21, threshold_nu: float | None = None, si
         border = np.zeros((h, w), dtype=bool)
         border[half : h - half, half : w - half] = True
         mask &= border
+    return x, mask, half
+
+
+def _cutouts(spectrum: np.ndarray, shape: tuple[int, int], half: int) -> np.ndarray:
+    """Offsets -half..half of the circular cross-correlation whose rfft2 is ``spectrum``: [..., size, size]."""
+    h, w = shape
+    corr = sp_fft.irfft2(spectrum, s=(h, w))
+    offsets = np.arange(-half, half + 1)
+    return corr[..., offsets[:, None] % h, offsets[None, :] % w]
+
+
+def _ring_means(half: int) -> np.ndarray:
+    """[size^2, R] matrix averaging a flattened ``size x size`` cutout over rings of rounded radius 0..half."""
+    offsets = np.arange(-half, half + 1)
+    ring = np.rint(np.hypot(offsets[:, None], offsets[None, :])).astype(int).ravel()
+    onehot = (ring[:, None] == np.arange(half + 1)[None, :]).astype(np.float64)
+    return onehot / onehot.sum(axis=0)
+
+
+def peak_cutout_sums(maps, size: int = 21, threshold_nu: float | None = None, sigma=None,
+                     beam_fwhm: float | None = None, pixel_size: float = 1.0,
+                     periodic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The additive part of `stacked_profile`: sum of the cutouts ``[C, size, size]`` (field units) and number
+    of peaks ``[C]``. Sum both over the batches of a large set, then call `profile_of_sums`; give ``sigma``
+    with ``threshold_nu`` so that every batch uses the same scale. Parameters as in `stacked_profile`."""
+    x, mask, half = _peaks_to_stack(maps, size, threshold_nu, sigma, beam_fwhm, pixel_size, periodic)
     # sum of cutouts[dy, dx] = sum_peaks x[i + dy, j + dx]: a circular cross-correlation, summed over maps
     # in Fourier space; without wrap, skipping border peaks keeps every offset inside the map (exact).
-    corr = sp_fft.irfft2((np.conj(sp_fft.rfft2(mask)) * sp_fft.rfft2(x)).sum(axis=0), s=(h, w))
-    offsets = np.arange(-half, half + 1)
-    return corr[:, offsets[:, None] % h, offsets[None, :] % w], mask.sum(axis=(0, 2, 3)).astype(np.float64)
+    spectrum = (np.conj(sp_fft.rfft2(mask)) * sp_fft.rfft2(x)).sum(axis=0)
+    return _cutouts(spectrum, x.shape[-2:], half), mask.sum(axis=(0, 2, 3)).astype(np.float64)
+
+
+def peak_profiles(maps, size: int = 21, threshold_nu: float | None = None, sigma=None,
+                  beam_fwhm: float | None = None, pixel_size: float = 1.0,
+                  periodic: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-map stacked peak profile: the radial profile of each map's mean cutout around its own peaks.
+
+    The per-map version of `stacked_profile` (same peaks, cutouts and rings), for scoring sets map by map.
+
+    Returns
+    -------
+    r : np.ndarray ``[R]``
+        Radii ``0, 1, ..., size // 2`` pixels times ``pixel_size``.
+    profiles : np.ndarray ``[N, C, R]``
+        Ring means of each map's mean cutout (field units); zero for a map without peaks.
+    n_peaks : np.ndarray ``[N, C]``
+        Peaks stacked in each map.
+    """
+    x, mask, half = _peaks_to_stack(maps, size, threshold_nu, sigma, beam_fwhm, pixel_size, periodic)
+    cutouts = _cutouts(np.conj(sp_fft.rfft2(mask)) * sp_fft.rfft2(x), x.shape[-2:], half)
+    n_peaks = mask.sum(axis=(2, 3)).astype(np.float64)
+    profiles = cutouts.reshape(*cutouts.shape[:2], -1) @ _ring_means(half) / np.maximum(n_peaks, 1)[..., None]
+    return np.arange(half + 1) * float(pixel_size), profiles, n_peaks
 
 
 def profile_of_sums(total: np.ndarray, n_peaks: np.ndarray,
@@ -221,12 +265,9 @@ def profile_of_sums(total: np.ndarray, n_peaks: np.ndarray,
     """``(stack, r, profile)`` of `stacked_profile` from the cutout sums ``[C, size, size]`` and peak numbers
     ``[C]`` of `peak_cutout_sums`."""
     half = total.shape[-1] // 2
-    offsets = np.arange(-half, half + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         stack = total / n_peaks[:, None, None]
-    ring = np.rint(np.hypot(offsets[:, None], offsets[None, :])).astype(int).ravel()
-    onehot = (ring[:, None] == np.arange(half + 1)[None, :]).astype(np.float64)  # [size^2, R]
-    profile = stack.reshape(stack.shape[0], -1) @ onehot / onehot.sum(axis=0)
+    profile = stack.reshape(stack.shape[0], -1) @ _ring_means(half)
     return stack, np.arange(half + 1) * float(pixel_size), profile
 
 
