@@ -106,6 +106,20 @@ def test_export_writes_safetensors_and_json_that_sample_like_the_checkpoint(tmp_
     assert code == 2 and "exists" in err
 
 
+
+def test_a_gan_folder_keeps_the_generator_only_and_samples_like_the_checkpoint(tmp_path):
+    from astrogen.models.gan import GANModule
+
+    torch.manual_seed(0)
+    module = GANModule("wgan", {"base": 8, "latent": 8}, {}, [1, 16, 16], ["intensity"])
+    ckpt = tmp_path / "gan.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "astrogen_kind": "gan", "global_step": 3}, ckpt)
+    folder = export_model(ckpt, tmp_path / "gan")
+    assert not any(k.startswith("critic.") for k in load_file(folder / WEIGHTS))
+    draw = lambda m: m.generate(4, generator=torch.Generator().manual_seed(2))  # noqa: E731
+    torch.testing.assert_close(draw(load_model(folder)), draw(module.eval()))
+
 def test_unreadable_or_foreign_model_files_give_clear_errors(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a checkpoint")

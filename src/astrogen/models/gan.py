@@ -412,6 +412,23 @@ class GANModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[KIND_KEY] = "gan"
 
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """The state a model folder keeps (`astrogen.tasks.export_model`): the generator; sampling needs no
+        critic (fine-tune from the training checkpoint, which has it)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("critic.")}
+
+    def load_exported_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of `exported_state`: every weight but the critic's (which keeps its initialisation); a folder
+        that kept the critic loads whole."""
+        if any(k.startswith("critic.") for k in state):
+            self.load_state_dict(state)
+            return
+        own = {k for k in self.state_dict() if not k.startswith("critic.")}
+        if own != set(state):
+            missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+            raise RuntimeError(f"missing keys {missing[:3]}, unexpected keys {unexpected[:3]}")
+        self.load_state_dict(state, strict=False)
+
     @torch.inference_mode()
     def generate(self, n: int | None = None, generator: torch.Generator | None = None,
                  inputs: torch.Tensor | None = None) -> torch.Tensor:
