@@ -313,9 +313,22 @@ def pretrained() -> None:
 def export(
     checkpoint: Annotated[str, typer.Argument(help="A .ckpt, a model folder or pretrained:NAME.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output model folder.")],
+    format_: Annotated[str, typer.Option(
+        "--format", help="astrogen: model.safetensors + config.json, which astrogen loads; diffusers (diffusion "
+                         "models): unet/, scheduler/, condition/, model_index.json and pipeline.py, which "
+                         "astrogen.interop.AstrogenDiffusionPipeline.from_pretrained loads and samples in physical "
+                         "units.")] = "astrogen",
     overwrite: Overwrite = False,
 ) -> None:
-    """Write a model folder: model.safetensors (weights; EMA only for diffusion) and config.json."""
+    """Write a model folder: model.safetensors (weights; EMA only for diffusion) and config.json, or a diffusers
+    pipeline folder (--format diffusers)."""
+    if format_ == "diffusers":
+        from astrogen.interop import export_diffusers
+
+        console.print(f"wrote {export_diffusers(checkpoint, out, overwrite=overwrite)}")
+        return
+    if format_ != "astrogen":
+        raise AstrogenError(f"unknown --format {format_!r}; choose astrogen or diffusers")
     from astrogen.tasks import export_model
 
     console.print(f"wrote {export_model(checkpoint, out, overwrite=overwrite)}")
