@@ -7,10 +7,12 @@ from astrogen.errors import ConfigError
 from astrogen.sims import get_simulator, simulate, simulate_to_file
 from astrogen.sims.galactic_center import (
     CHANNELS,
+    FRACTIONS,
     FWHM_TO_SIGMA,
     PARAMS,
     TEMPLATES,
     broken_power_law_quantile,
+    flux_fractions,
     gaussian_psf_matrix,
     gnfw_los_integral,
     power_law_quantile,
@@ -262,10 +264,9 @@ def test_returning_components_does_not_change_the_draws(rotate):
     np.testing.assert_array_equal(plain.masks, full.masks)
     np.testing.assert_array_equal(plain.params["angle"], full.params["angle"])
     np.testing.assert_array_equal(full.images[:, CHANNELS.index("ps")], full.masks[:, 0])
-    # Rotated skies resample the diffuse sum or its four parts in float32: the Poisson means differ by
-    # rounding, which changes a draw only rarely.
-    same = plain.images[:, 0] == full.images[:, 0]
-    assert same.all() if not rotate else same.mean() > 0.99
+    np.testing.assert_array_equal(plain.images[:, 0], full.images[:, 0])
+    for name in FRACTIONS:
+        np.testing.assert_array_equal(plain.params[name], full.params[name])
 
 
 def test_spec_file_and_config_errors(tmp_path):
@@ -284,3 +285,36 @@ def test_spec_file_and_config_errors(tmp_path):
                 {"size": 4}, {"psf_fwhm": 1.0}):
         with pytest.raises(ConfigError):
             get_simulator("galactic_center", bad)
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_flux_fractions_sum_to_one_and_match_the_expected_counts(rotate):
+    # A wide PSF (3 deg) loses point-source flux over the edges: the fractions count only what stays inside.
+    cfg = {**SMALL, "rotate": rotate, "return_components": True, "psf_fwhm_deg": 3.0}
+    batch = simulate("galactic_center", 40, seed=10, config=cfg)
+    fractions = np.stack([batch.params[name] for name in FRACTIONS], 1)
+    np.testing.assert_allclose(fractions.sum(1), 1.0, rtol=1e-12)
+    assert np.all(fractions > 0)
+    # Independently: the channel sums are the expected counts of dm, pi0, ic, bubbles and all point sources.
+    counts = batch.images[:, 1:].astype(np.float64).sum(axis=(2, 3))
+    total = counts.sum(1)
+    for k, name in enumerate(TEMPLATES):
+        np.testing.assert_allclose(batch.params[f"frac_{name}"], counts[:, k] / total, rtol=1e-5)
+    np.testing.assert_allclose(batch.params["frac_ps_disk"] + batch.params["frac_ps_gc"], counts[:, 4] / total,
+                               rtol=1e-5)
+    if not rotate:  # unrotated, each template holds A_k <k>_counts expected counts
+        c = get_simulator("galactic_center", cfg).config
+        np.testing.assert_allclose(batch.params["frac_dm"], batch.params["A_dm"] * c.dm_counts / total, rtol=1e-5)
+    # The split between the populations: with one population switched off, the other has all the point-source flux.
+    for on, off in (("disk", "gc"), ("gc", "disk")):
+        single = simulate("galactic_center", 40, seed=10, config={**cfg, f"n_ps_{off}": (0, 0)})
+        counts = single.images[:, 1:].astype(np.float64).sum(axis=(2, 3))
+        assert np.all(single.params[f"frac_ps_{off}"] == 0)
+        np.testing.assert_allclose(single.params[f"frac_ps_{on}"], counts[:, 4] / counts.sum(1), rtol=1e-5)
+
+
+def test_flux_fractions_of_an_empty_sky_are_zero():
+    fractions = flux_fractions(np.array([[0.0] * 6, [1.0, 1, 2, 0, 0, 4]]))
+    assert set(fractions) == set(FRACTIONS)
+    np.testing.assert_array_equal([fractions[name][0] for name in FRACTIONS], 0)
+    np.testing.assert_allclose([fractions[name][1] for name in FRACTIONS], [0.125, 0.125, 0.25, 0, 0, 0.5])
