@@ -92,6 +92,26 @@ def test_blob_rows_pass_halves_and_fail_wider_blobs():
     different = compare(real[:200], wide, stats=rows, n_bootstrap=50, periodic=False)
     assert not any(r.passed for r in different.rows), [(r.statistic, r.distance) for r in different.rows]
 
+
+def test_chi2_is_scale_free_and_never_negative_on_a_degenerate_covariance():
+    from astrogen.stats.compare import _distances
+
+    rng = np.random.default_rng(0)
+    # bins 0-2 free, bin 3 = -(bin 0 + bin 1 + bin 2): every real map has total 0 (a rank-3 covariance)
+    free = rng.normal(size=(500, 3))
+    real = np.concatenate([free, -free.sum(1, keepdims=True)], 1)
+    ones = lambda n: np.full((1, n), 1.0 / n)  # noqa: E731
+    gen = real[:250] + np.array([0.1, 0.0, 0.0, -0.1])  # a shift that keeps the total at 0
+    chi2 = _distances("chi2", real, gen, ones(500), ones(250))[0]
+    # bin 3 adds no information: the same chi^2 as the three free bins alone, per their 3 degrees of freedom
+    expected = _distances("chi2", real[:, :3], gen[:, :3], ones(500), ones(250))[0]
+    assert chi2 > 0 and chi2 == pytest.approx(expected, rel=1e-6)
+    scaled = np.array([1.0, 1e6, 1e-6, 1.0])  # bins on very different scales (as a bispectrum's)
+    assert _distances("chi2", real * scaled, gen * scaled, ones(500), ones(250))[0] == pytest.approx(chi2, rel=1e-6)
+    # a shift of the total, where the real set has no scatter, is left out rather than weighted by 1 / round-off
+    moved = _distances("chi2", real, real[:250] + np.array([0.1, 0.0, 0.0, 0.3]), ones(500), ones(250))[0]
+    assert 0 < moved < 10
+
 def test_file_batches_read_a_sorted_subset_in_chunks_and_feed_observe(tmp_path):
     from astrogen.data import FieldSet
     from astrogen.stats.compare import FileBatches, compare_batches

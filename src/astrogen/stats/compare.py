@@ -6,6 +6,7 @@ A distance compares the two sets' summaries through their means:
 * ``ratio``  mean over bins and channels of |mean_gen / mean_real - 1| (power spectra);
 * ``chi2``   chi^2 per bin of the mean difference, with the real set's covariance scaled to the error of a
   difference of means, Cov_real (1/N_real + 1/N_gen), Hartlap-corrected (peaks, Minkowski, clusters, bispectrum);
+  "per bin" is per independent direction: the rank of that covariance (`_pseudo_inverse`);
 * ``ks``     Kolmogorov-Smirnov distance between the set-mean binned pixel distributions, worst channel;
 * ``offset`` |mean of generated map means - mean of real map means| / scatter of the real map means, worst channel;
 * ``fraction`` the mean of the generated maps' summaries (out-of-range pixels), plus the fraction of pixels the
@@ -242,6 +243,22 @@ class Scorecard:
         return table
 
 
+def _pseudo_inverse(cov: np.ndarray, rcond: float = 1e-10) -> tuple[np.ndarray, int]:
+    """``(pseudo-inverse, rank)`` of a covariance, scale-free and positive semi-definite.
+
+    The eigen-decomposition is of the correlation matrix (unit diagonal), so bins on very different scales (a
+    bispectrum spans decades) keep their directions; eigenvalues below ``rcond`` times the largest, including
+    round-off ones of either sign, are dropped. Directions in which the real set does not vary (e.g. the total
+    of row sums when every map has the same total) would otherwise get a huge or negative weight.
+    """
+    scale = np.sqrt(np.diag(cov))
+    scale = np.where(scale > 0, scale, 1.0)  # a bin that varies in neither set: its zero row is dropped below
+    values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
+    keep = values > rcond * values.max()
+    inverse = (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+    return inverse / np.outer(scale, scale), max(int(keep.sum()), 1)
+
+
 def _distances(kind: str, real: np.ndarray, gen: np.ndarray, w_real: np.ndarray, w_gen: np.ndarray) -> np.ndarray:
     """Distance for every row of the weight matrices ([K, N], rows sum to 1): [K]."""
     n_real, n_gen = len(real), len(gen)
@@ -271,7 +288,7 @@ def _distances(kind: str, real: np.ndarray, gen: np.ndarray, w_real: np.ndarray,
         cov = np.atleast_2d(np.cov(real[:, use], rowvar=False)) * (1 / n_real + 1 / n_gen)
         # A bin constant in the real set but not in the generated one gets the generated variance instead.
         cov += np.diag(np.where(var_real[use] > 0, 0.0, var_gen[use] / n_gen))
-        precision = np.linalg.pinv(cov, hermitian=True)
+        precision, p = _pseudo_inverse(cov)
         if n_real > p + 2:  # Hartlap et al. 2007: unbiased inverse of an estimated covariance
             precision *= (n_real - p - 2) / (n_real - 1)
         diff = (m_gen - m_real)[:, use]
