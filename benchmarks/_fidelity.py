@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from astrogen.data import FieldSet
-from astrogen.stats.compare import compare_files
+from astrogen.stats.compare import DEFAULT_STATS, compare_files
 from astrogen.stats.power import power_spectrum
 
 
@@ -25,10 +25,10 @@ def power_agreement(real_path, gen_path) -> dict:
             "var_ratio": gen.var(0, ddof=1) / real.var(0, ddof=1)}
 
 
-def fidelity(real_path, gen_path, seed: int = 0) -> dict:
+def fidelity(real_path, gen_path, seed: int = 0, stats=DEFAULT_STATS) -> dict:
     """Scorecard rows (distance, tolerance, passed) and the issue's P(k) figures of ``gen_path`` vs ``real_path``:
     worst |P_gen / P_real - 1| of the mean up to k_Nyq / 2 and up to k_Nyq, worst |var ratio - 1| up to k_Nyq / 2."""
-    card = compare_files(real_path, gen_path, seed=seed)
+    card = compare_files(real_path, gen_path, stats=stats, seed=seed)
     power = power_agreement(real_path, gen_path)
     half = power["k_over_nyquist"] <= 0.5 + 1e-9
     return {
