@@ -36,16 +36,32 @@ multiplies by the GalSim kimage of its PSF (Kolmogorov, FWHM ``seeing_fwhm_arcse
 one batched inverse FFT (``fft_size``^2 periodic grid, cropped to ``size``) renders all galaxies and bands
 at once. This matches ``galsim.Convolve(Sersic.shear, PSF).drawImage(method='auto')`` to < 3e-4 of the
 peak (tested) and is ~8 times faster than drawing 5 images per galaxy with GalSim (benchmarks/bench_galaxies.py).
-Folding: flux beyond fft_size / 2 pixels (16 arcsec at the default 192) wraps around; it adds < 0.1% to the
-cutout flux for r_e < 1 arcsec, 0.15% for n = 4, r_e = 1.2 arcsec and 1.3% for n = 5.5, r_e = 2.5 arcsec.
+Folding (bands with a PSF): flux beyond fft_size / 2 pixels (16 arcsec at the default 192) wraps around; it
+adds < 0.1% to the cutout flux for r_e < 1 arcsec, 0.15% for n = 4, r_e = 1.2 arcsec and 1.3% for n = 5.5,
+r_e = 2.5 arcsec.
+Aliasing: the inverse FFT gives the pixel-convolved image at pixel centres only if its transform vanishes
+beyond the Nyquist frequency pi / pixel; otherwise the sampled image's transform is the sum over aliases
+k + 2 pi (m_x, m_y) / pixel. Where the PSF x pixel transform exceeds 1e-3 beyond Nyquist (FWHM < 0.48 arcsec
+at 0.168 arcsec pixels) the products are summed over the (2Z + 1)^2 nearest zones, Z chosen per renderer so
+that what is left out is below 1e-3 (Z = 1 at 0.15-0.4 arcsec, 2 at 0.1, 4 at 0.05; smaller FWHMs raise ConfigError):
+< 3e-4 of the peak against GalSim at 0.1 and 0.3 arcsec (tested), where the unfolded FFT was off by up to 11% and
+0.4%. **Without PSF** (FWHM 0) the cusp of a Sersic profile makes its transform decay only as k^-(2 + 1/n),
+so those bands are integrated exactly over each pixel in real space instead: in the area-preserving frame
+u = diag(q^1/2, q^-1/2) R(-position_angle) x the profile is round and a pixel a parallelogram, whose flux is
+the sum over its counter-clockwise edges A -> B of the signed triangles (centre, A, B); in polar coordinates
+each is the 1-D integral over angle of the enclosed flux G(R) = (1 - Q(2n, b_n (R / r_e)^(1/n))) / (2 pi)
+along the edge (Q the regularised upper incomplete gamma function), by Gauss-Legendre quadrature. This uses
+the exact n (not the ln n mixture) and matches brute-force sub-pixel sums to < 1e-4 of the peak for n = 1
+and 4, compact and extended (tested); the band-limited FFT it replaces was off by up to 20% (compact n = 4).
 
 **PSF and noise**: the default seeing FWHM (g 0.77, r 0.76, i 0.58, z 0.68, y 0.68 arcsec) and 5-sigma
 point-source depths (g 26.6, r 26.2, i 26.2, z 25.3, y 24.5) are the HSC-SSP Wide medians of the second data
 release (Aihara et al. 2019, PASJ 71, 114), the source of the GalaxiesML images. With ``noise: true``, Gaussian
 sky noise per band has sigma = F(depth) / (5 sqrt(NEA / pixel^2)), F(m) = 10^(-0.4 (m - 27)),
-NEA = 4 pi (FWHM / 2.3548)^2 the noise-equivalent area of the PSF (exact for a Gaussian PSF): sigma = (0.042,
-0.061, 0.080, 0.157, 0.328) counts per pixel (`sky_sigma`). With ``gain`` set, source shot noise
-N(0, max(flux, 0) / gain) is added too (gain in electrons per count; the Gaussian limit of Poisson noise).
+NEA = 4 pi (FWHM / 2.3548)^2 the noise-equivalent area of the PSF (exact for a Gaussian PSF; at least one
+pixel, as with seeing 0): sigma = (0.042, 0.061, 0.080, 0.157, 0.328) counts per pixel (`sky_sigma`). With
+``gain`` set, source shot noise N(0, max(flux, 0) / gain) is added too (gain in electrons per count; the
+Gaussian limit of Poisson noise).
 """
 
 from __future__ import annotations
@@ -56,10 +72,11 @@ import galsim
 import numpy as np
 import scipy.fft
 from pydantic import Field, model_validator
+from scipy.special import gammaincc, gammaincinv
 
 from astrogen.config import StrictModel
 from astrogen.data.fieldset import Batch, FieldMeta
-from astrogen.errors import DataError
+from astrogen.errors import ConfigError, DataError
 from astrogen.sims.base import SimSpec, Simulator
 
 BANDS = ("g", "r", "i", "z", "y")
@@ -89,8 +106,12 @@ def flux_to_mag(flux) -> np.ndarray:
 
 def sky_sigma(depth_mag, fwhm_arcsec, pixel_scale_arcsec: float) -> np.ndarray:
     """Per-pixel sky noise sigma (counts) giving 5-sigma point-source depth ``depth_mag`` for a PSF of
-    ``fwhm_arcsec`` measured with optimal (PSF-weighted) photometry: 5 sigma sqrt(NEA / pixel^2) = F(depth)."""
+    ``fwhm_arcsec`` measured with optimal (PSF-weighted) photometry: 5 sigma sqrt(NEA / pixel^2) = F(depth).
+
+    NEA = 1 / sum_i p_i^2 (p: the pixelised PSF, summing to 1) is at least one pixel, reached when a point source
+    falls in one pixel (no PSF, FWHM 0): NEA = max(4 pi sigma_PSF^2, 1 pixel^2)."""
     nea_pixels = 4.0 * np.pi * (np.asarray(fwhm_arcsec) * FWHM_TO_SIGMA / pixel_scale_arcsec) ** 2
+    nea_pixels = np.maximum(nea_pixels, 1.0)
     return mag_to_flux(depth_mag) / (5.0 * np.sqrt(nea_pixels))
 
 
@@ -126,48 +147,141 @@ def sersic_ft_table(n_grid: tuple[float, ...], log_k: tuple[float, float, int]) 
     return table
 
 
+def pixel_edges(size: int, pixel_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end points (x, y in arcsec from the cutout centre) of all pixel edges, ``[2, E]`` each.
+
+    The first (size + 1) size edges are horizontal, H[i, j] from corner (j, i) to (j + 1, i); the other
+    size (size + 1) are vertical, V[i, j] from (j, i) to (j, i + 1) (corner (j, i): column j, row i).
+    """
+    g = (np.arange(size + 1) - size / 2) * pixel_scale
+    hx, hy = np.meshgrid(g[:-1], g)  # [size + 1, size]
+    vx, vy = np.meshgrid(g, g[:-1])  # [size, size + 1]
+    start = np.stack([np.concatenate([hx.ravel(), vx.ravel()]), np.concatenate([hy.ravel(), vy.ravel()])])
+    end = np.stack([np.concatenate([hx.ravel() + pixel_scale, vx.ravel()]),
+                    np.concatenate([hy.ravel(), vy.ravel() + pixel_scale])])
+    return start, end
+
+
+def sersic_triangles(start, end, sersic_n, b_n, hlr, nodes: int) -> np.ndarray:
+    """Flux fraction of a unit round Sersic profile centred on the origin inside the triangles (0, A, B).
+
+    ``start`` / ``end``: A and B as (u_1, u_2) pairs of arrays ``[N, E]`` in the frame where the profile is
+    round (arcsec); ``sersic_n``, ``b_n``, ``hlr`` broadcast against ``[N, E]``. The triangle is signed
+    (positive when A -> B turns counter-clockwise about the origin). In polar coordinates about the origin,
+    with d the distance of the line AB from it and psi the angle from the foot of the perpendicular,
+    the integral is ``sign * int G(d / cos psi) dpsi`` over [psi_A, psi_B], where G(R) = int_0^R I(rho) rho
+    drho = (1 - Q(2n, b_n (R / hlr)^(1 / n))) / (2 pi) (Q: regularised upper incomplete gamma function).
+    The constant 1 / (2 pi) integrates exactly; the Q term by ``nodes``-point Gauss-Legendre in psi.
+    Returns ``[N, E]``.
+
+    References
+    ----------
+    Graham & Driver 2005, PASA 22, 118 (arXiv:astro-ph/0503176): the Sersic profile, b_n and enclosed flux.
+    """
+    (a1, a2), (b1, b2) = start, end
+    dx, dy = b1 - a1, b2 - a2
+    length = np.hypot(dx, dy)
+    signed_distance = (a1 * dy - a2 * dx) / length
+    distance = np.abs(signed_distance)
+    along = (a1 * dx + a2 * dy) / length  # coordinate of A along the edge, from the foot of the perpendicular
+    psi_a, psi_b = np.arctan2(along, distance), np.arctan2(along + length, distance)
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    psi = psi_a[..., None] + (psi_b - psi_a)[..., None] * (0.5 * (x + 1))  # interior nodes: |psi| < pi / 2
+    radius = distance[..., None] / np.cos(psi)
+    n, b_n, hlr = (np.asarray(v, dtype=np.float64)[..., None] for v in (sersic_n, b_n, hlr))
+    outside = gammaincc(2 * n, b_n * (radius / hlr) ** (1 / n))
+    return np.sign(signed_distance) * (psi_b - psi_a) * (1 - 0.5 * (outside @ w)) / (2 * np.pi)
+
+
 class GalaxyRenderer:
     """Batched renderer of PSF-convolved, pixel-integrated elliptical Sersic galaxies in several bands.
+
+    Bands with a PSF are rendered in Fourier space (module docstring): the product of the galaxy, PSF and
+    pixel transforms, summed over ``fold_zones`` Nyquist zones on each side (0 when the PSF x pixel
+    transform beyond the pixel Nyquist frequency is below ``FOLD_TOLERANCE``, as for the default seeing), then
+    one inverse FFT. Bands without a PSF (FWHM 0) are integrated exactly over each pixel in real space
+    (`sersic_triangles`): an unconvolved Sersic profile is cuspy and its transform decays as k^-(2 + 1/n), too
+    slowly for any affordable number of zones.
 
     Parameters
     ----------
     psf_fwhm_arcsec : FWHM of each band's Kolmogorov PSF, arcsec ([B]); 0 renders without PSF.
     size : output image side, pixels.
     pixel_scale : pixel side, arcsec.
-    fft_size : side of the periodic FFT grid, pixels (>= size); flux beyond fft_size / 2 pixels folds back.
+    fft_size : side of the periodic FFT grid, pixels (>= size); flux beyond fft_size / 2 pixels folds back
+        (bands with a PSF only).
     n_tables : number of log-spaced Sersic indices in [0.5, 6] tabulated with GalSim.
     """
 
     LOG_K = (np.log(1e-4), np.log(2e3), 1200)
+    FOLD_TOLERANCE = 1e-3  # largest |PSF x pixel| transform left out of the folded zones
+    MAX_FOLD_ZONES = 4
+    EDGE_NODES = (16, 4)  # Gauss-Legendre nodes per pixel edge within / beyond NEAR_PIXELS of the centre
+    NEAR_PIXELS = 4
 
     def __init__(self, psf_fwhm_arcsec, size: int = 64, pixel_scale: float = 0.168, fft_size: int = 192,
                  n_tables: int = 30):
+        fwhm = np.atleast_1d(np.asarray(psf_fwhm_arcsec, dtype=np.float64))
+        if fwhm.ndim != 1 or not np.all(np.isfinite(fwhm) & (fwhm >= 0)):
+            raise ConfigError(f"psf_fwhm_arcsec must be a list of finite FWHMs >= 0 (arcsec), got {psf_fwhm_arcsec}")
         self.size, self.pixel_scale, self.fft_size = size, pixel_scale, fft_size
+        self.psf_fwhm = fwhm
+        self.psf_bands, self.pixel_bands = np.flatnonzero(fwhm > 0), np.flatnonzero(fwhm == 0)
         self.log_n = np.linspace(*np.log(SERSIC_N_RANGE), n_tables)
         self.table = sersic_ft_table(tuple(np.exp(self.log_n)), self.LOG_K).astype(np.float32)
         m = fft_size
         ky = (2 * np.pi * np.fft.fftfreq(m, d=pixel_scale))[:, None]  # rows, 1 / arcsec
         kx = (2 * np.pi * np.fft.rfftfreq(m, d=pixel_scale))[None, :]  # columns
         self.kx, self.ky = kx.astype(np.float32), ky.astype(np.float32)
+        self.fold_zones = max((self._zones_needed(f) for f in fwhm[self.psf_bands]), default=0)
+        z = self.fold_zones
+        # zone (0, 0) first: with no folding the sum below is the plain product
+        self.zones = [(0, 0)] + [(zx, zy) for zy in range(-z, z + 1) for zx in range(-z, z + 1) if zx or zy]
         # Put the profile centre on pixel m // 2 of the FFT grid (so the crop is a plain slice), moved to GalSim's
         # true_center: half a pixel below the crop's middle pixel if size is even.
         shift = (m // 2 + (size - 1) / 2 - size // 2) * pixel_scale
-        phase = np.exp(-1j * (kx + ky) * shift)
-        transfer = [self._psf_pixel_kimage(fwhm) * phase for fwhm in np.atleast_1d(psf_fwhm_arcsec)]
-        self.transfer = np.stack(transfer).astype(np.complex64)  # [B, m, m // 2 + 1]
+        step = 2 * np.pi / pixel_scale  # shift between Nyquist zones, 1 / arcsec
+        phase = np.stack([np.exp(-1j * (kx + zx * step + ky + zy * step) * shift) for zx, zy in self.zones])
+        transfer = [self._psf_pixel_kimages(f) * phase for f in fwhm[self.psf_bands]]
+        self.transfer = np.stack(transfer, axis=1).astype(np.complex64) if transfer else None  # [Z, B_psf, m, m//2+1]
+        edges = pixel_edges(size, pixel_scale)
+        near = np.abs(np.concatenate(edges)).max(axis=0) <= self.NEAR_PIXELS * pixel_scale * (1 + 1e-9)
+        self.edge_groups = [(edges[0][:, sel], edges[1][:, sel], sel, nodes)
+                            for sel, nodes in zip((near, ~near), self.EDGE_NODES)]
 
-    def _psf_pixel_kimage(self, fwhm: float) -> np.ndarray:
-        """GalSim kimage of PSF x pixel on the rfft grid (numpy frequency order)."""
-        m, pixel = self.fft_size, galsim.Pixel(self.pixel_scale)
-        profile = pixel if fwhm <= 0 else galsim.Convolve(galsim.Kolmogorov(fwhm=fwhm), pixel)
-        kimage = profile.drawKImage(nx=m, ny=m, scale=2 * np.pi / (m * self.pixel_scale)).array
-        return np.fft.ifftshift(kimage)[:, : m // 2 + 1]
+    def _zones_needed(self, fwhm: float) -> int:
+        """Nyquist zones to fold on each side so that the left-out |PSF x pixel| transform is < FOLD_TOLERANCE.
 
-    def galaxy_kimage(self, sersic_n, hlr_arcsec, axis_ratio, position_angle_deg) -> np.ndarray:
-        """Unit-flux galaxy Fourier transforms on the rfft grid, [N, fft_size, fft_size // 2 + 1] float32."""
+        Beyond zone Z (|k_x| or |k_y| > (2Z + 1) pi / pixel) the pixel transform is below 2 / ((2Z + 1) pi) and
+        the Kolmogorov transform decreases with |k|.
+        """
+        psf = galsim.Kolmogorov(fwhm=fwhm)
+        for zones in range(self.MAX_FOLD_ZONES + 1):
+            edge = (2 * zones + 1) * np.pi
+            if abs(psf.kValue(edge / self.pixel_scale, 0.0)) * 2 / edge <= self.FOLD_TOLERANCE:
+                return zones
+        raise ConfigError(f"seeing FWHM {fwhm} arcsec is too small for {self.pixel_scale} arcsec pixels: the FFT "
+                          f"renderer would need more than {self.MAX_FOLD_ZONES} folded zones; use 0 for no PSF "
+                          "(integrated exactly in real space)")
+
+    def _psf_pixel_kimages(self, fwhm: float) -> np.ndarray:
+        """GalSim kimage of PSF x pixel on the rfft grid shifted into each zone (numpy frequency order),
+        ``[len(zones), m, m // 2 + 1]``."""
+        m, z = self.fft_size, self.fold_zones
+        big = (2 * z + 1) * m  # one GalSim k-grid covering every zone
+        profile = galsim.Convolve(galsim.Kolmogorov(fwhm=fwhm), galsim.Pixel(self.pixel_scale))
+        kimage = np.fft.ifftshift(profile.drawKImage(nx=big, ny=big, scale=2 * np.pi / (m * self.pixel_scale)).array)
+        rows, cols = np.fft.fftfreq(m, d=1.0 / m).astype(np.int64), np.arange(m // 2 + 1)
+        return np.stack([kimage[np.ix_((rows + zy * m) % big, (cols + zx * m) % big)] for zx, zy in self.zones])
+
+    def galaxy_kimage(self, sersic_n, hlr_arcsec, axis_ratio, position_angle_deg, kx=None, ky=None) -> np.ndarray:
+        """Unit-flux galaxy Fourier transforms on the rfft grid (or at ``kx``, ``ky``, 1 / arcsec),
+        [N, fft_size, fft_size // 2 + 1] float32."""
+        kx = self.kx if kx is None else kx
+        ky = self.ky if ky is None else ky
         n, r, q = (np.asarray(a, dtype=np.float32)[:, None, None] for a in (sersic_n, hlr_arcsec, axis_ratio))
         beta = np.radians(np.asarray(position_angle_deg, dtype=np.float32))[:, None, None]
-        kx, ky = self.kx * np.cos(beta) + self.ky * np.sin(beta), -self.kx * np.sin(beta) + self.ky * np.cos(beta)
+        kx, ky = kx * np.cos(beta) + ky * np.sin(beta), -kx * np.sin(beta) + ky * np.cos(beta)
         kr = r * np.sqrt(kx**2 / q + ky**2 * q)
         start, stop, steps = self.LOG_K
         u = (np.log(np.maximum(kr, np.exp(start))) - start) / (stop - start) * (steps - 1)
@@ -179,6 +293,27 @@ class GalaxyRenderer:
         lower = self.table[i, j] * (1 - t) + self.table[i, j + 1] * t
         upper = self.table[i + 1, j] * (1 - t) + self.table[i + 1, j + 1] * t
         return lower * (1 - s) + upper * s
+
+    def pixel_integrated(self, sersic_n, hlr_arcsec, axis_ratio, position_angle_deg) -> np.ndarray:
+        """Unit-flux images without PSF, each pixel the exact integral of the Sersic profile, [N, size, size].
+
+        In the frame u = diag(sqrt q, 1 / sqrt q) R(-position angle) x (area-preserving) the profile is round;
+        a pixel maps to a parallelogram whose integral is the sum of the signed triangles (centre, A, B) over its
+        counter-clockwise edges A -> B (`sersic_triangles`). Error < 1e-4 of the peak against brute-force sub-pixel
+        sums (tests/sims/test_galaxies.py); flux outside the cutout is lost (no wrap-around).
+        """
+        n, r, q = (np.asarray(a, dtype=np.float64)[:, None] for a in (sersic_n, hlr_arcsec, axis_ratio))
+        beta = np.radians(np.asarray(position_angle_deg, dtype=np.float64))[:, None]
+        b_n = gammaincinv(2 * n, 0.5)
+        cos, sin, sq = np.cos(beta), np.sin(beta), np.sqrt(q)
+        size = self.size
+        triangles = np.empty((len(n), 2 * size * (size + 1)))
+        for start, end, sel, nodes in self.edge_groups:  # two groups of edges (near / far), not galaxies
+            a, b = ((sq * (x * cos + y * sin), (y * cos - x * sin) / sq) for x, y in (start, end))
+            triangles[:, sel] = sersic_triangles(a, b, n, b_n, r, nodes)
+        h = triangles[:, : size * (size + 1)].reshape(-1, size + 1, size)
+        v = triangles[:, size * (size + 1):].reshape(-1, size, size + 1)
+        return h[:, :-1] + v[:, :, 1:] - h[:, 1:] - v[:, :, :-1]
 
     def render(self, flux, sersic_n, hlr_arcsec, axis_ratio, position_angle_deg, workers: int = 1) -> np.ndarray:
         """Noiseless images [N, B, size, size] (flux units per pixel) of galaxies with total ``flux`` [N, B].
@@ -193,9 +328,9 @@ class GalaxyRenderer:
         workers : threads of the batched inverse FFT (the result does not depend on it).
         """
         flux = np.asarray(flux, dtype=np.float64)
-        n_gal = len(flux)
-        if flux.ndim != 2 or flux.shape[1] != len(self.transfer):
-            raise DataError(f"flux must be [N, {len(self.transfer)}] (galaxies, bands), got shape {flux.shape}")
+        n_gal, n_bands = len(flux), len(self.psf_fwhm)
+        if flux.ndim != 2 or flux.shape[1] != n_bands:
+            raise DataError(f"flux must be [N, {n_bands}] (galaxies, bands), got shape {flux.shape}")
         checks = {"sersic_n": (sersic_n, *SERSIC_N_RANGE), "hlr_arcsec": (hlr_arcsec, 1e-6, np.inf),
                   "axis_ratio": (axis_ratio, 1e-3, 1.0), "position_angle_deg": (position_angle_deg, -np.inf, np.inf)}
         for name, (values, low, high) in checks.items():
@@ -206,11 +341,25 @@ class GalaxyRenderer:
                 raise DataError(f"{name} must be finite and within [{low}, {high}]")
         if not np.all(np.isfinite(flux)):
             raise DataError("flux contains NaN or inf")
-        spectra = self.galaxy_kimage(sersic_n, hlr_arcsec, axis_ratio, position_angle_deg)[:, None]
-        spectra = spectra * flux.astype(np.float32)[:, :, None, None] * self.transfer[None]
-        images = scipy.fft.irfft2(spectra, s=(self.fft_size, self.fft_size), workers=workers)
-        start = self.fft_size // 2 - self.size // 2
-        return images[..., start: start + self.size, start: start + self.size]
+        shape = (sersic_n, hlr_arcsec, axis_ratio, position_angle_deg)
+        if len(self.psf_bands):
+            flux_psf = flux[:, self.psf_bands].astype(np.float32)[:, :, None, None]
+            step = np.float32(2 * np.pi / self.pixel_scale)
+            spectra = None
+            for (zx, zy), transfer in zip(self.zones, self.transfer):  # Nyquist zones (one when not folding)
+                kimage = self.galaxy_kimage(*shape, kx=self.kx + zx * step, ky=self.ky + zy * step)
+                term = kimage[:, None] * flux_psf * transfer[None]
+                spectra = term if spectra is None else spectra + term
+            fft_images = scipy.fft.irfft2(spectra, s=(self.fft_size, self.fft_size), workers=workers)
+            start = self.fft_size // 2 - self.size // 2
+            fourier = fft_images[..., start: start + self.size, start: start + self.size]
+            if not len(self.pixel_bands):
+                return fourier  # every band has a PSF (the usual case): the crop, no copy
+        images = np.empty((n_gal, n_bands, self.size, self.size), dtype=np.float32)
+        if len(self.psf_bands):
+            images[:, self.psf_bands] = fourier
+        images[:, self.pixel_bands] = flux[:, self.pixel_bands, None, None] * self.pixel_integrated(*shape)[:, None]
+        return images
 
 
 def _five(description: str, default: list[float]):
