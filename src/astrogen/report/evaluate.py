@@ -228,7 +228,7 @@ def _keep_morphology(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kep
 def _morphology(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
     def joined(parts):
         return replace(_joined(parts, "ellipticity", "semi_major_axis", "area", "sersic_n", "half_light_radius",
-                               "failed"), reason=[row for p in parts for row in p.reason])
+                               "sersic_ellipticity", "failed"), reason=[row for p in parts for row in p.reason])
 
     real_m, gen_m = joined(real["morphology"]), joined(gen["morphology"])
     band = next((x.channels.index(b) for b in ("r", "i") if b in x.channels), 0)
