@@ -29,6 +29,7 @@ app = typer.Typer(
 console = Console()
 _state = {"debug": False}
 
+# Help texts are Rich markup: a literal "[" is written "\\[", or Typer drops "[preset or 1000]" as an unknown tag.
 Compression = Annotated[str, typer.Option(help="HDF5 compression: none, gzip or lzf.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 
@@ -52,8 +53,8 @@ def version() -> None:
 def simulate(
     name: Annotated[str, typer.Argument(help="Simulator name, a preset YAML file, or 'list'.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")] = None,
-    n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Number of samples [preset or 1000].")] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Random seed [preset or 0]; same seed, same file.")] = None,
+    n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Number of samples \\[preset or 1000].")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Random seed \\[preset or 0]; same seed, same file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value (repeatable).")] = None,
     compression: Compression = "none",
     overwrite: Overwrite = False,
@@ -254,7 +255,7 @@ def _parse_conditions(items: list[str]) -> dict[str, float]:
 def sample_(
     checkpoint: Annotated[str, typer.Argument(help="Trained model: a .ckpt, a model folder or pretrained:NAME.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")],
-    n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Samples [rows of --cond-from, or 1000].")]
+    n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Samples \\[rows of --cond-from, or 1000].")]
     = None,
     sampler: Annotated[str, typer.Option(help="ddpm, ddim or dpm (DPM-Solver++).")] = "dpm",
     steps: Annotated[int, typer.Option(min=1, help="Sampling steps.")] = 20,
@@ -363,9 +364,9 @@ def evaluate_(
                                                     "(its photo-z metrics on real vs generated, per redshift bin).")]
     = None,
     by: Annotated[str | None, typer.Option(help="--judge: parameter whose bins the metrics are given in "
-                                                "[redshift].")] = None,
+                                                "\\[redshift].")] = None,
     bins: Annotated[str | None, typer.Option(help="--judge: comma-separated bin edges, e.g. 0,0.4,0.8,1.2,2,4 "
-                                                  "[those for redshift; else 5 quantile bins].")] = None,
+                                                  "\\[those for redshift; else 5 quantile bins].")] = None,
 ) -> None:
     """Compare a generated set with a real one: scorecard table, report.html and scorecard.json."""
     from astrogen.errors import ConfigError
@@ -395,11 +396,11 @@ def evaluate_model_(
     data: Annotated[Path, typer.Argument(help="FieldSet to evaluate on (e.g. a held-out test set).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for report.html and metrics.json.")]
     = Path("model-report"),
-    n_max: Annotated[int | None, typer.Option(min=1, help="Use the first N samples [all].")] = None,
+    n_max: Annotated[int | None, typer.Option(min=1, help="Use the first N samples \\[all].")] = None,
     cut: Annotated[float, typer.Option(help="Segmentation: probability cut of a predicted point-source pixel.")]
     = 0.02,
     threshold: Annotated[float | None, typer.Option(help="Segmentation: mask counts of a point-source pixel "
-                                                          "[the model's].")] = None,
+                                                          "\\[the model's].")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Denoiser: seed of the noise draw.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
@@ -445,7 +446,7 @@ def sky_train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (one folder per stage).")],
     max_steps: Annotated[int, typer.Option(min=1, help="Optimizer steps per stage.")] = 20_000,
     minutes: Annotated[float | None, typer.Option(min=0.01, help="Wall-clock budget per stage, minutes.")] = None,
-    n_enlarge: Annotated[int | None, typer.Option(min=1, help="DCWGAN-GP samples added [as many as real].")] = None,
+    n_enlarge: Annotated[int | None, typer.Option(min=1, help="DCWGAN-GP samples added \\[as many as real].")] = None,
     base: Annotated[int, typer.Option(min=1, help="Channels of the first critic stage (report: 64).")] = 64,
     latent: Annotated[int, typer.Option(min=1, help="Latent size (report: 256).")] = 256,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
@@ -463,7 +464,7 @@ def sky_train(
 def sky_generate(
     models: Annotated[Path, typer.Argument(help="Directory written by 'astrogen sky train'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output FITS file of HEALPix maps.")],
-    nside: Annotated[int | None, typer.Option(min=1, help="HEALPix nside [the training sky's].")] = None,
+    nside: Annotated[int | None, typer.Option(min=1, help="HEALPix nside \\[the training sky's].")] = None,
     n_rotations: Annotated[int, typer.Option(min=1, help="Sky rotations the patches are cut in.")] = 20,
     patches_per_rotation: Annotated[int, typer.Option(min=1, help="Patches per rotation.")] = 100,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
