@@ -392,7 +392,8 @@ def evaluate_(
 
 @app.command("evaluate-model")
 def evaluate_model_(
-    checkpoint: Annotated[Path, typer.Argument(help="Regressor, segmentation or denoiser checkpoint (.ckpt).")],
+    checkpoint: Annotated[Path, typer.Argument(help="Regressor, segmentation, denoiser or posterior checkpoint "
+                                                    "(.ckpt).")],
     data: Annotated[Path, typer.Argument(help="FieldSet to evaluate on (e.g. a held-out test set).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for report.html and metrics.json.")]
     = Path("model-report"),
@@ -401,15 +402,20 @@ def evaluate_model_(
     = 0.02,
     threshold: Annotated[float | None, typer.Option(help="Segmentation: mask counts of a point-source pixel "
                                                           "\\[the model's].")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Denoiser: seed of the noise draw.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Denoiser: seed of the noise draw; posterior: of the samples.")]
+    = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    samples: Annotated[int, typer.Option(min=2, help="Posterior: samples per image.")] = 1000,
 ) -> None:
-    """Evaluate a trained inference network: print its metrics table and write report.html."""
+    """Evaluate a trained inference network: print its metrics table (and, for a posterior, its coverage verdicts)
+    and write report.html."""
     from astrogen.report.model_report import evaluate_model
 
     result = evaluate_model(checkpoint, data, out, n_max=n_max, cut=cut, threshold=threshold, seed=seed,
-                            device=device)
+                            device=device, n_samples=samples)
     console.print(result.table())
+    for note in result.notes:
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
     console.print(f"report {result.report}")
 
 

@@ -42,6 +42,7 @@ MODEL_CLASSES = {
     "regressor": ("astrogen.models.regressor", "RegressorModule"),
     "segmentation": ("astrogen.models.segmentation", "SegmentationModule"),
     "denoiser": ("astrogen.models.denoiser", "DenoiserModule"),
+    "posterior": ("astrogen.models.posterior", "PosteriorModule"),
 }
 GENERATIVE = ("diffusion", "gan", "vae")
 FORMAT, FORMAT_VERSION = "astrogen-model", 1

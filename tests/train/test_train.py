@@ -143,6 +143,6 @@ def test_cli_train_and_sample(trained, tmp_path, capsys):
 
 
 def test_unknown_kind_is_a_one_line_error():
-    kinds = "denoiser, diffusion, pixgan, regressor, segmentation, vae, vaegan, wgan"
+    kinds = "denoiser, diffusion, pixgan, posterior, regressor, segmentation, vae, vaegan, wgan"
     with pytest.raises(UnknownNameError, match=f"unknown kind 'gpt'; available: {kinds}"):
         load_train_config({"kind": "gpt", "data": {"path": "x.h5"}})

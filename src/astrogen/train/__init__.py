@@ -116,7 +116,8 @@ TASKS: dict[str, Task] = {}
 # kind -> module whose import registers it (kept lazy so `astrogen train` loads only what it runs).
 TASK_MODULES = {"diffusion": "astrogen.train", "wgan": "astrogen.models.gan", "pixgan": "astrogen.models.gan",
                 "vaegan": "astrogen.models.gan", "vae": "astrogen.models.vae", "regressor": "astrogen.models.regressor",
-                "segmentation": "astrogen.models.segmentation", "denoiser": "astrogen.models.denoiser"}
+                "segmentation": "astrogen.models.segmentation", "denoiser": "astrogen.models.denoiser",
+                "posterior": "astrogen.models.posterior"}
 
 
 def register_task(kind: str, task: Task) -> None:
