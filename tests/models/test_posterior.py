@@ -115,3 +115,22 @@ def test_preset_validates():
 
     cfg = load_train_config(Path(__file__).parents[2] / "configs" / "gc-posterior.yaml")
     assert cfg.kind == "posterior" and cfg.targets[-1] == "frac_ps_disk+frac_ps_gc"
+
+
+def test_the_report_says_plainly_when_coverage_fails():
+    from astrogen.report.model_report import coverage_sentences
+    from astrogen.stats.calibration import calibrate
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(1000, 1))
+    x = theta + 0.5 * rng.normal(size=(1000, 1))
+    mean, sd = x / 1.25, 0.5 / np.sqrt(1.25)  # the exact posterior N(x / (1 + s^2), s^2 / (1 + s^2))
+    exact = mean[:, None] + sd * rng.normal(size=(1000, 400, 1))
+    narrow = mean[:, None] + 0.5 * sd * rng.normal(size=(1000, 400, 1))  # covers 38.1% at 68%, 67.3% at 95%
+    lines = coverage_sentences(calibrate(exact, theta, ["frac_dm"]))
+    assert lines[0].startswith("Coverage holds") and lines[1].startswith("Joint calibration (TARP) holds")
+    lines = coverage_sentences(calibrate(narrow, theta, ["frac_dm"]))
+    assert lines[0].startswith("Coverage FAILS for frac_dm: the 68% credible intervals contain the truth in 3")
+    assert "(nominal 68%, tolerance +-4.4 points): the posterior is overconfident" in lines[0]
+    assert lines[1].startswith("Coverage FAILS for frac_dm: the 95% credible intervals contain the truth in 6")
+    assert lines[2].startswith("Joint calibration (TARP) FAILS")

@@ -318,3 +318,32 @@ def test_flux_fractions_of_an_empty_sky_are_zero():
     assert set(fractions) == set(FRACTIONS)
     np.testing.assert_array_equal([fractions[name][0] for name in FRACTIONS], 0)
     np.testing.assert_allclose([fractions[name][1] for name in FRACTIONS], [0.125, 0.125, 0.25, 0, 0, 0.5])
+
+
+def test_ic_profile_switch_changes_only_the_ic_counts_as_documented():
+    cfg = {**SMALL, "psf_fwhm_deg": 0.0}
+    lorentzian = get_simulator("galactic_center", cfg)
+    exponential = get_simulator("galactic_center", {**cfg, "ic_profile": "exponential"})
+    for name in ("dm", "pi0", "bubbles"):
+        np.testing.assert_array_equal(exponential.templates[name], lorentzian.templates[name])
+    lor, exp = lorentzian.templates["ic"], exponential.templates["ic"]
+    assert exp.sum() == pytest.approx(lorentzian.config.ic_counts, rel=1e-9) == lor.sum()  # same total counts
+    # exp(-|l| / 30 deg) is separable in l: one pixel (2.5 deg) nearer the GC at l > 0 (columns 0..7) has exactly
+    # exp(2.5 / 30) times the counts (midpoint sub-samples shift by one pixel; the cos b weight depends on b only).
+    np.testing.assert_allclose(exp[:, 1:8] / exp[:, :7], np.exp(2.5 / 30), rtol=1e-9)
+    assert not np.allclose(lor[:, 1:8] / lor[:, :7], np.exp(2.5 / 30), rtol=1e-3)
+    # Peaked at the GC where the Lorentzian is flat: at the defaults (64 x 64, PSF 1 deg) the central 10 x 10 deg
+    # hold 16.1% of the IC counts instead of 13.3%, and the brightest pixel 1.47 times as many.
+    profiles = ("lorentzian", "exponential")
+    defaults = {p: get_simulator("galactic_center", {"ic_profile": p}).templates["ic"] for p in profiles}
+    share = [defaults[p][24:40, 24:40].sum() / defaults[p].sum() for p in profiles]
+    np.testing.assert_allclose(share, [0.133, 0.161], atol=5e-4)
+    assert defaults["exponential"].max() / defaults["lorentzian"].max() == pytest.approx(1.47, abs=0.005)
+    # The expected counts of a sky: only the ic component differs, by A_ic (T_exp - T_lorentzian).
+    fixed = {**cfg, **NO_PS, "return_components": True}
+    a = simulate("galactic_center", 4, seed=11, config=fixed)
+    b = simulate("galactic_center", 4, seed=11, config={**fixed, "ic_profile": "exponential"})
+    np.testing.assert_array_equal(a.params["A_ic"], b.params["A_ic"])
+    diff = expected_map(b) - expected_map(a)
+    np.testing.assert_allclose(diff, b.params["A_ic"][:, None, None] * (exp - lor), atol=1e-6 * expected_map(a).max())
+    np.testing.assert_allclose(b.params["frac_ic"], a.params["frac_ic"], rtol=1e-5)  # fractions unchanged
