@@ -184,7 +184,7 @@ def posterior_figures(median, low, high, true, cal: Calibration, n_max: int = 40
                         color=OKABE_ITO["blue"])
             lo, hi = min(t.min(), low[:n_max, j].min()), max(t.max(), high[:n_max, j].max())
             ax.plot([lo, hi], [lo, hi], color=OKABE_ITO["black"], lw=1)
-            ax.set(xlabel=f"true {name}", ylabel=f"posterior median {name} (68%)")
+            ax.set(title=name, xlabel="true value", ylabel="posterior median and 68% interval")
         scatter = figure_to_data_uri(fig)
     band = 3 * np.sqrt(cal.levels * (1 - cal.levels) / n)
     with style():
@@ -209,6 +209,7 @@ def posterior_figures(median, low, high, true, cal: Calibration, n_max: int = 40
             counts, edges = np.histogram(cal.ranks[:, j], bins=bins, range=(0, 1))
             ax.stairs(counts, edges, label=name)
         ax.set(xlabel="normalised rank of the truth", ylabel="images", title="SBC ranks")
+        ax.set_ylim(bottom=0)
         calibration = figure_to_data_uri(fig)
     return [scatter, calibration]
 
