@@ -21,7 +21,7 @@ from astrogen.data.transforms import (
     contrast_a_for_noise,
     signlog_standardize,
 )
-from astrogen.errors import DataError, UnknownNameError
+from astrogen.errors import ConfigError, DataError, UnknownNameError
 
 
 def batches_of(elements, min_value=None):
@@ -183,3 +183,19 @@ def test_errors_name_the_problem():
         Contrast(-1.0)
     with pytest.raises(DataError, match="NaN"):
         Standardize().fit(np.full((2, 1, 2, 2), np.nan))
+
+
+def test_signlog_mad_scale_is_the_noise_level_that_bright_sources_do_not_move():
+    rng = np.random.default_rng(0)
+    noise = np.array([0.1, 0.7])  # per channel
+    x = rng.normal(size=(2000, 2, 16, 16)) * noise[:, None, None]
+    x[:3, :, 8, 8] += 1e6  # three very bright point sources
+    mad = SignLog(scale="mad").fit([x[:1000], x[1000:]])  # a stream of two batches
+    np.testing.assert_allclose(mad.sigma, noise, rtol=0.02)  # 2 x 16,384 values per channel: ~0.6% error
+    assert np.all(np.asarray(SignLog().fit(x).sigma) > 100 * noise)  # the std is the bright sources'
+    assert_round_trip(mad, x, rtol=1e-5)
+    assert Transform.from_dict(mad.to_dict()).to_dict() == mad.to_dict()
+    with pytest.raises(ConfigError, match="scale"):
+        SignLog(scale="iqr").fit(x)
+    with pytest.raises(DataError, match="median absolute deviation"):
+        SignLog(scale="mad").fit(np.zeros((4, 1, 8, 8)))
