@@ -1,11 +1,16 @@
-"""Input validation shared by the statistics: every estimator sees a finite float64 ``[N, C, ...]`` array."""
+"""Shared by the statistics: input validation (every estimator sees a finite ``[N, C, ...]`` array, float32 kept
+float32, anything else float64), the FFTs (SciPy's pocketfft with ``torch.get_num_threads()`` workers for CPU
+tensors, measured faster than torch's own CPU transforms; torch on other devices) and cache-sized chunks of maps."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import fft as sp_fft
 
 from astrogen.errors import DataError
+
+CACHE_BYTES = 1 << 20  # working set of one chunk of maps: stays inside a core's L2 cache (2 MB here)
 
 
 def _check(shape: tuple[int, ...], finite: bool, ndim: int, what: str) -> None:
@@ -18,8 +23,8 @@ def _check(shape: tuple[int, ...], finite: bool, ndim: int, what: str) -> None:
         raise DataError(f"{what}: contains NaN or inf")
 
 
-def as_maps(x, ndim: int = 4, what: str = "maps") -> np.ndarray:
-    """Validated float64 NumPy copy of a batch of maps.
+def as_maps(x, ndim: int = 4, what: str = "maps", float64: bool = False) -> np.ndarray:
+    """Validated NumPy array of a batch of maps: float32 stays float32 (no copy), anything else becomes float64.
 
     Parameters
     ----------
@@ -27,6 +32,7 @@ def as_maps(x, ndim: int = 4, what: str = "maps") -> np.ndarray:
         a single map ``[H, W]`` (``[D, H, W]``) is promoted to ``[1, 1, ...]``.
     ndim : number of axes of the batched form (4 for 2D maps, 5 for 3D boxes).
     what : name used in error messages.
+    float64 : float64 whatever the input (moments and fits, whose sums need the precision).
 
     Raises
     ------
@@ -34,7 +40,8 @@ def as_maps(x, ndim: int = 4, what: str = "maps") -> np.ndarray:
     """
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
-    array = np.asarray(x, dtype=np.float64)
+    array = np.asarray(x)
+    array = array if array.dtype == np.float32 and not float64 else array.astype(np.float64, copy=False)
     _check(array.shape, bool(np.isfinite(array).all()), ndim, what)
     return array if array.ndim == ndim else array[None, None]
 
@@ -50,6 +57,20 @@ def as_tensor(x, ndim: int = 4, what: str = "maps", check_finite: bool = True) -
     tensor = tensor.to(torch.float32 if tensor.dtype == torch.float32 else torch.float64)
     _check(tuple(tensor.shape), not check_finite or bool(torch.isfinite(tensor).all()), ndim, what)
     return tensor if tensor.ndim == ndim else tensor[None, None]
+
+
+def fft(kind: str, x: torch.Tensor, dim: tuple[int, ...], s: tuple[int, ...] | None = None) -> torch.Tensor:
+    """``torch.fft.<kind>(x, s=s, dim=dim)``, ``kind`` one of rfftn, irfftn, ifftn: by SciPy for CPU tensors
+    (``torch.get_num_threads()`` workers; complex64 / float32 kept), by torch on other devices."""
+    if x.device.type != "cpu":
+        return getattr(torch.fft, kind)(x, s=s, dim=dim)
+    return torch.from_numpy(getattr(sp_fft, kind)(x.numpy(), s=s, axes=dim, workers=torch.get_num_threads()))
+
+
+def chunks(n: int, item_bytes: int, budget: int = CACHE_BYTES) -> list[slice]:
+    """Slices of ``range(n)`` whose items (``item_bytes`` of working memory each) fit in ``budget`` bytes."""
+    step = max(1, budget // max(item_bytes, 1))
+    return [slice(start, start + step) for start in range(0, n, step)]
 
 
 def batch_ndim(x) -> int:

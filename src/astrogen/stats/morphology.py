@@ -362,7 +362,7 @@ def morphology(maps, pixel_size: float = 1.0, threshold_sigma: float = 3.0, fit_
         pixel counts the pixel twice (sizes then come out slightly small). Default None: the plain fit of the
         observed light.
     """
-    x = as_maps(maps)
+    x = as_maps(maps, float64=True)
     if not pixel_size > 0 or not threshold_sigma > 0 or npixels < 1:
         raise DataError(f"pixel_size and threshold_sigma must be positive and npixels >= 1, got "
                         f"{pixel_size}, {threshold_sigma}, {npixels}")

@@ -66,7 +66,7 @@ def histograms(maps, edges) -> Histogram:
 
 def moments(maps) -> dict[str, np.ndarray]:
     """Mean, variance, skewness and excess kurtosis of the pixels of every map: each [N, C]."""
-    x = as_maps(maps)
+    x = as_maps(maps, float64=True)
     flat = x.reshape(*x.shape[:2], -1)
     mean = flat.mean(-1)
     centred = flat - mean[..., None]
@@ -106,8 +106,8 @@ def wasserstein1(a, b) -> np.ndarray:
 def mean_offset(real, generated) -> np.ndarray:
     """Bias of the generated set's mean: (mean of generated map means - mean of real map means) divided by the
     scatter (standard deviation) of the real map means, per channel: [C]. Needs at least 2 real maps."""
-    real_means = as_maps(real, what="real").mean(axis=(-2, -1))
-    gen_means = as_maps(generated, what="generated").mean(axis=(-2, -1))
+    real_means = as_maps(real, what="real").mean(axis=(-2, -1), dtype=np.float64)
+    gen_means = as_maps(generated, what="generated").mean(axis=(-2, -1), dtype=np.float64)
     if len(real_means) < 2:
         raise DataError("mean_offset: need at least 2 real maps to estimate the scatter of the mean")
     if real_means.shape[1] != gen_means.shape[1]:

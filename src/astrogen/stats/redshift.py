@@ -242,7 +242,7 @@ def stamp_photometry(maps) -> Photometry:
 
     from astrogen.stats._common import as_maps
 
-    x = as_maps(maps)
+    x = as_maps(maps, float64=True)
     _, background, _ = sigma_clipped_stats(x, sigma=3.0, axis=(-2, -1))
     flux = x.sum(axis=(-2, -1), dtype=np.float64) - background * (x.shape[-2] * x.shape[-1])
     with np.errstate(divide="ignore", invalid="ignore"):
