@@ -5,7 +5,8 @@ import torch
 from astrogen.data import FieldSet
 from astrogen.errors import ConfigError
 from astrogen.generate import sample_to_file
-from astrogen.models.vae import VAEModule, negative_elbo, traversal_figure
+from astrogen.models.vae import VAEModule, negative_elbo
+from astrogen.report.figures import traversal_figure
 from astrogen.sims import simulate_to_file
 from astrogen.tasks import load_model
 from astrogen.train import train

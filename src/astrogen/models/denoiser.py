@@ -10,7 +10,6 @@ and a sigmoid output. Loss and metric: MSE against the clean normalised image.
 from __future__ import annotations
 
 import itertools
-from typing import Literal
 
 import numpy as np
 import torch
@@ -21,8 +20,7 @@ from torch import nn
 from astrogen.config import StrictModel
 from astrogen.data.noise import make_noise
 from astrogen.errors import DataError
-from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, split_loaders
-from astrogen.train import RunConfig, Task, register_task
+from astrogen.models.inference import InferenceModule
 
 
 class DAEConfig(StrictModel):
@@ -32,16 +30,6 @@ class DAEConfig(StrictModel):
     latent: int = Field(6, ge=1)
     noise: list[dict] = Field(default_factory=lambda: [{"name": "gaussian", "factor": 0.2}],
                               description="astrogen.data.noise models, applied in order")
-
-
-class DenoiserExperiment(StrictModel):
-    """A denoising-autoencoder training experiment (``kind: denoiser``)."""
-
-    kind: Literal["denoiser"] = "denoiser"
-    data: InferenceData
-    model: DAEConfig = Field(default_factory=DAEConfig)
-    optim: InferenceOptim = Field(default_factory=InferenceOptim)
-    trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/denoiser"))
 
 
 def _act(c: int) -> list[nn.Module]:
@@ -116,17 +104,3 @@ class DenoiserModule(InferenceModule):
         """Denoised normalised images from noisy normalised ones ``[N, C, H, W]``."""
         x = torch.as_tensor(np.asarray(noisy), dtype=torch.float32).to(self.device)
         return self._batched(self.net, x, batch_size).numpy()
-
-
-MODULE = DenoiserModule
-
-
-def build(cfg: DenoiserExperiment):
-    """Module and loaders of a denoiser experiment (clean images only; noise is drawn in the module)."""
-    split = split_loaders(cfg.data, [], seed=cfg.trainer.seed)
-    module = DenoiserModule(cfg.model.model_dump(), split.image_shape, split.transform.to_dict(),
-                            cfg.optim.lr, cfg.optim.weight_decay)
-    return module, split.train, split.val
-
-
-register_task("denoiser", Task(DenoiserExperiment, build))

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
 
 import lightning as L
 import torch
@@ -38,12 +37,9 @@ from pydantic import Field
 from torch import nn
 
 from astrogen.config import KIND_KEY, StrictModel
-from astrogen.data import FieldSet
-from astrogen.data.transforms import MaxNorm, Transform
+from astrogen.data.transforms import Transform
 from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
-from astrogen.train import DataConfig, RunConfig, Task, _loaders, register_task
-from astrogen.train.callbacks import ConvergenceStop, ModeCollapseWarning, load_weights
 
 # --------------------------------------------------------------------------------------------------
 # Layers.
@@ -238,7 +234,7 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 
 # --------------------------------------------------------------------------------------------------
-# Experiment configuration.
+# Network and optimiser configuration.
 
 GAN_KINDS = ("wgan", "pixgan", "vaegan")
 
@@ -262,36 +258,6 @@ class GANOptimConfig(StrictModel):
     gp_weight: float = Field(10.0, ge=0, description="lambda of the gradient penalty")
     kl_weight: float = Field(1e-3, ge=0, description="VAEGAN: weight of the KL term")
     l1_weight: float = Field(0.0, ge=0, description="PIXGAN/VAEGAN: weight of an L1 term to the target")
-
-
-class ConvergenceConfig(StrictModel):
-    """Stop when the means of the last two windows of losses agree within ``rtol`` (see `ConvergenceStop`)."""
-
-    enabled: bool = True
-    window: int = Field(50, ge=1)
-    rtol: float = Field(0.1, gt=0)
-
-
-class CollapseConfig(StrictModel):
-    """Warn when generated batches are much less diverse than real ones (see `ModeCollapseWarning`)."""
-
-    enabled: bool = True
-    every_steps: int = Field(200, ge=1)
-    threshold: float = Field(0.2, gt=0, lt=1)
-
-
-class GANTrainConfig(StrictModel):
-    """A GAN experiment: ``kind`` wgan (DCWGAN-GP), pixgan (``inputs`` channels -> the others) or vaegan."""
-
-    kind: Literal["wgan", "pixgan", "vaegan"] = "wgan"
-    data: DataConfig
-    inputs: list[str] = Field(default_factory=list, description="pixgan: channels given to the generator")
-    model: GANNetConfig = Field(default_factory=GANNetConfig)
-    optim: GANOptimConfig = Field(default_factory=GANOptimConfig)
-    convergence: ConvergenceConfig = Field(default_factory=ConvergenceConfig)
-    collapse: CollapseConfig = Field(default_factory=CollapseConfig)
-    init_from: str | None = Field(None, description="checkpoint whose weights start the run (transfer learning)")
-    trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/gan"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -452,51 +418,5 @@ class GANModule(L.LightningModule):
         return fake if self.transform is None else self.transform.inverse(fake)
 
 
-# --------------------------------------------------------------------------------------------------
-# Training task: data preparation shared with the VAE.
-
-
-def prepare_data(data, n_channels_min: int = 1):
-    """Fit ``data.transform`` (a `DataConfig`) on the training split of its FieldSet.
-
-    Returns (transform, image_shape, channel names, FieldMeta attrs, n_train, n_total).
-    """
-    with FieldSet(data.path) as fs:
-        n_total = len(fs)
-        n_train = n_total - round(data.val_fraction * n_total)
-        if n_train < 2 or (data.val_fraction > 0 and n_train == n_total):
-            raise DataError(f"{fs.path}: {n_total} samples are too few for val_fraction {data.val_fraction}")
-        if len(fs.sample_shape) != 3 or fs.sample_shape[0] < n_channels_min:
-            raise DataError(f"{fs.path}: need 2D images [N, C, H, W] with C >= {n_channels_min}, got {fs.shape}")
-        transform = Transform.from_dict({"name": "Compose", "transforms": data.transform})
-        if any(isinstance(t, MaxNorm) for t in transform.transforms):
-            raise ConfigError("data.transform: MaxNorm is per image and cannot be inverted for generated samples")
-        transform.fit(fs.image_batches(stop=n_train))
-        return transform, list(fs.sample_shape), list(fs.meta.channels), fs.meta.to_attrs(), n_train, n_total
-
-
-def _build(cfg):
-    transform, shape, channels, meta, n_train, n_total = prepare_data(cfg.data, 2 if cfg.kind == "pixgan" else 1)
-    module = GANModule(cfg.kind, cfg.model.model_dump(), cfg.optim.model_dump(), shape, channels, cfg.inputs,
-                       transform.to_dict(), meta)
-    if cfg.init_from:
-        load_weights(module, cfg.init_from)
-    return module, *_loaders(cfg.data, transform, n_train, n_total, cfg.trainer.seed)
-
-
-def _callbacks(cfg) -> list:
-    callbacks = []
-    if cfg.convergence.enabled:
-        callbacks.append(ConvergenceStop(("g_loss", "d_loss"), cfg.convergence.window, cfg.convergence.rtol))
-    if cfg.collapse.enabled:
-        callbacks.append(ModeCollapseWarning(cfg.collapse.every_steps, cfg.collapse.threshold))
-    return callbacks
-
-
-for _kind in GAN_KINDS:
-    register_task(_kind, Task(GANTrainConfig, _build, monitor=None, clip_gradients=False, callbacks=_callbacks,
-                              unused_parameters=True, compilable=False))
-
-__all__ = ["ConvEncoder", "Critic", "DCGenerator", "GANModule", "GANTrainConfig", "LinearChannel", "ScaledTanh",
-           "UNetGenerator", "VAEGenerator", "gradient_penalty", "kl_divergence", "prepare_data",
-           "reparameterise"]
+__all__ = ["ConvEncoder", "Critic", "DCGenerator", "GANModule", "LinearChannel", "ScaledTanh", "UNetGenerator",
+           "VAEGenerator", "gradient_penalty", "kl_divergence", "reparameterise"]

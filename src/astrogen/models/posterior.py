@@ -35,11 +35,9 @@ from pydantic import Field
 from torch import nn
 
 from astrogen.config import StrictModel
-from astrogen.data import FieldSet
 from astrogen.errors import DataError
-from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, split_loaders
+from astrogen.models.inference import InferenceModule
 from astrogen.models.regressor import CNNRegressor, target_matrix
-from astrogen.train import RunConfig, Task, register_task
 
 SAMPLES_PER_PASS = 2**18  # posterior samples drawn in one pass of the flow (bounds memory)
 
@@ -57,17 +55,6 @@ class PosteriorConfig(StrictModel):
     flow_hidden: list[int] = Field(default_factory=lambda: [64, 64], min_length=1,
                                    description="hidden widths of each transform's conditioner")
     bins: int = Field(8, ge=2, description="spline bins (nsf)")
-
-
-class PosteriorExperiment(StrictModel):
-    """A neural posterior estimation experiment (``kind: posterior``)."""
-
-    kind: Literal["posterior"] = "posterior"
-    data: InferenceData
-    targets: list[str] = Field(min_length=1, description="param columns, or sums of them ('a+b')")
-    model: PosteriorConfig = Field(default_factory=PosteriorConfig)
-    optim: InferenceOptim = Field(default_factory=InferenceOptim)
-    trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/posterior"))
 
 
 class NeuralPosterior(nn.Module):
@@ -172,28 +159,3 @@ class PosteriorModule(InferenceModule):
             raise DataError(f"the data lack parameter columns {missing} that the posterior's targets need")
         values = np.stack([np.asarray(params[c], dtype=np.float64) for c in columns], 1)
         return values @ self.matrix.cpu().double().numpy()
-
-
-MODULE = PosteriorModule
-
-
-def build(cfg: PosteriorExperiment):
-    """Module and loaders of a posterior experiment; target standardisation fitted on the training split."""
-    columns = sorted({name.strip() for target in cfg.targets for name in target.split("+")})
-    split = split_loaders(cfg.data, columns, seed=cfg.trainer.seed)
-    values = np.stack([split.params[c] for c in columns], 1) @ target_matrix(cfg.targets, columns)
-    std = values.std(0)
-    if not np.isfinite(values).all() or np.any(std == 0):
-        raise DataError(f"targets {np.array(cfg.targets)[~(std > 0)].tolist()} are constant or not finite in the "
-                        "training data")
-    with FieldSet(cfg.data.path) as fs:
-        meta = fs.meta
-    training_data = {"path": str(cfg.data.path), "simulator": meta.simulator,
-                     "simulator_version": meta.simulator_version, "config": meta.config}
-    module = PosteriorModule(cfg.model.model_dump(), split.image_shape, list(cfg.targets), columns,
-                             values.mean(0).tolist(), std.tolist(), values.min(0).tolist(), values.max(0).tolist(),
-                             split.transform.to_dict(), cfg.optim.lr, cfg.optim.weight_decay, training_data)
-    return module, split.train, split.val
-
-
-register_task("posterior", Task(PosteriorExperiment, build))

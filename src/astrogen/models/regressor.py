@@ -10,7 +10,6 @@ is the redshift CNN that judges redshift-conditioned generated galaxies (``astro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -20,8 +19,7 @@ from torch import nn
 
 from astrogen.config import StrictModel
 from astrogen.errors import ConfigError, DataError
-from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, split_loaders
-from astrogen.train import RunConfig, Task, register_task
+from astrogen.models.inference import InferenceModule
 
 
 class RegressorConfig(StrictModel):
@@ -30,17 +28,6 @@ class RegressorConfig(StrictModel):
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1)
     hidden: list[int] = Field(default_factory=lambda: [128], description="fully connected hidden widths")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout before each hidden layer")
-
-
-class RegressorExperiment(StrictModel):
-    """A regressor training experiment (``kind: regressor``)."""
-
-    kind: Literal["regressor"] = "regressor"
-    data: InferenceData
-    targets: list[str] = Field(min_length=1, description="param columns, or sums of them ('a+b')")
-    model: RegressorConfig = Field(default_factory=RegressorConfig)
-    optim: InferenceOptim = Field(default_factory=InferenceOptim)
-    trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/regressor"))
 
 
 class CNNRegressor(nn.Module):
@@ -164,21 +151,3 @@ class RegressorModule(InferenceModule):
             raise DataError(f"the data lack parameter columns {missing} that the regressor's targets need")
         values = np.stack([np.asarray(params[c], dtype=np.float64) for c in columns], 1)
         return values @ self.matrix.cpu().double().numpy()
-
-
-MODULE = RegressorModule
-
-
-def build(cfg: RegressorExperiment):
-    """Module and loaders of a regressor experiment; target scaling fitted on the training split."""
-    columns = sorted({name.strip() for target in cfg.targets for name in target.split("+")})
-    split = split_loaders(cfg.data, columns, seed=cfg.trainer.seed)
-    values = np.stack([split.params[c] for c in columns], 1) @ target_matrix(cfg.targets, columns)
-    scaler = TargetScaler.fit(values)
-    module = RegressorModule(cfg.model.model_dump(), split.image_shape, list(cfg.targets), columns,
-                             scaler.low.tolist(), scaler.high.tolist(), split.transform.to_dict(),
-                             cfg.optim.lr, cfg.optim.weight_decay)
-    return module, split.train, split.val
-
-
-register_task("regressor", Task(RegressorExperiment, build))

@@ -20,8 +20,6 @@ so the penalty can steer the network towards the right number of point-source pi
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,9 +28,8 @@ from torch import nn
 
 from astrogen.config import StrictModel
 from astrogen.errors import DataError
-from astrogen.models.inference import InferenceData, InferenceModule, InferenceOptim, split_loaders
+from astrogen.models.inference import InferenceModule
 from astrogen.stats.inference import DEFAULT_THRESHOLD
-from astrogen.train import RunConfig, Task, register_task
 
 
 class UNetConfig(StrictModel):
@@ -43,16 +40,6 @@ class UNetConfig(StrictModel):
     dropout: float = Field(0.1, ge=0, lt=1)
     threshold: float = Field(DEFAULT_THRESHOLD, ge=0, description="mask counts of a point-source pixel")
     count_weight: float = Field(0.1, ge=0, description="weight of the |predicted - true| pixel-count penalty")
-
-
-class SegmentationExperiment(StrictModel):
-    """A segmentation training experiment (``kind: segmentation``)."""
-
-    kind: Literal["segmentation"] = "segmentation"
-    data: InferenceData
-    model: UNetConfig = Field(default_factory=UNetConfig)
-    optim: InferenceOptim = Field(default_factory=InferenceOptim)
-    trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/segmentation"))
 
 
 def _double_conv(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
@@ -135,17 +122,3 @@ class SegmentationModule(InferenceModule):
     def predict(self, images, batch_size: int = 128) -> np.ndarray:
         """Point-source probability ``[N, 1, H, W]`` of physical images ``[N, C, H, W]``."""
         return self._batched(lambda x: torch.sigmoid(self.net(x)), self.network_input(images), batch_size).numpy()
-
-
-MODULE = SegmentationModule
-
-
-def build(cfg: SegmentationExperiment):
-    """Module and loaders (images and masks) of a segmentation experiment."""
-    split = split_loaders(cfg.data, [], masks=True, seed=cfg.trainer.seed)
-    module = SegmentationModule(cfg.model.model_dump(), split.image_shape, split.transform.to_dict(),
-                                cfg.optim.lr, cfg.optim.weight_decay)
-    return module, split.train, split.val
-
-
-register_task("segmentation", Task(SegmentationExperiment, build))

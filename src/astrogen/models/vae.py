@@ -13,19 +13,14 @@ beta = 1 being the true ELBO and beta > 1 the beta-VAE (Higgins et al. 2017).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import lightning as L
-import numpy as np
 import torch
 from pydantic import Field
 
 from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.errors import ConfigError, DataError
-from astrogen.models.gan import ConvEncoder, DCGenerator, kl_divergence, prepare_data, reparameterise
-from astrogen.train import DataConfig, RunConfig, Task, _loaders, register_task
-from astrogen.train.callbacks import load_weights
+from astrogen.models.gan import ConvEncoder, DCGenerator, kl_divergence, reparameterise
 
 
 class VAENetConfig(StrictModel):
@@ -42,17 +37,6 @@ class VAEOptimConfig(StrictModel):
     lr: float = Field(1e-3, gt=0)
     beta: float = Field(1.0, ge=0, description="KL weight (1 = ELBO, > 1 = beta-VAE)")
     grad_clip: float = Field(10.0, gt=0)
-
-
-class VAETrainConfig(StrictModel):
-    """A VAE experiment (``kind: vae``)."""
-
-    kind: Literal["vae"] = "vae"
-    data: DataConfig
-    model: VAENetConfig = Field(default_factory=VAENetConfig)
-    optim: VAEOptimConfig = Field(default_factory=VAEOptimConfig)
-    init_from: str | None = Field(None, description="checkpoint whose weights start the run (transfer learning)")
-    trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/vae"))
 
 
 def negative_elbo(x: torch.Tensor, reconstruction: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor,
@@ -146,34 +130,4 @@ class VAEModule(L.LightningModule):
         return images.reshape(n, n, *images.shape[1:])
 
 
-def traversal_figure(grid: np.ndarray | torch.Tensor, channel: int = 0, title: str = "latent traversal"):
-    """`matplotlib.figure.Figure` of a `VAEModule.latent_traversal` grid ``[n, n, C, H, W]`` (one channel,
-    one colour scale: the 1st-99th percentile of the grid)."""
-    from astrogen.report.style import new_figure, style
-
-    grid = np.asarray(grid.cpu() if isinstance(grid, torch.Tensor) else grid)
-    n_rows, n_cols = grid.shape[:2]
-    low, high = np.percentile(grid[:, :, channel], [1, 99])
-    with style():
-        fig, axes = new_figure(n_rows, n_cols, panel_size=(1.1, 1.1))
-        for i in range(n_rows):
-            for j in range(n_cols):
-                axes[i, j].imshow(grid[i, j, channel], vmin=low, vmax=high, origin="lower", interpolation="nearest")
-                axes[i, j].set_axis_off()
-        fig.suptitle(title)
-    return fig
-
-
-def _build(cfg: VAETrainConfig):
-    if cfg.data.val_fraction == 0:
-        raise ConfigError("data.val_fraction must be > 0: the validation -ELBO selects the best checkpoint")
-    transform, shape, _, meta, n_train, n_total = prepare_data(cfg.data)
-    module = VAEModule(cfg.model.model_dump(), cfg.optim.model_dump(), shape, transform.to_dict(), meta)
-    if cfg.init_from:
-        load_weights(module, cfg.init_from)
-    return module, *_loaders(cfg.data, transform, n_train, n_total, cfg.trainer.seed)
-
-
-register_task("vae", Task(VAETrainConfig, _build))
-
-__all__ = ["VAEModule", "VAETrainConfig", "negative_elbo", "traversal_figure"]
+__all__ = ["VAEModule", "negative_elbo"]

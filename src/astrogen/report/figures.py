@@ -3,6 +3,7 @@
 Every function takes the `astrogen.stats` result dataclasses (or arrays) of both sets and returns a
 `matplotlib.figure.Figure` drawn in the shared style (`astrogen.report.style`); real is always blue and
 generated vermillion. Curves are means over maps; shaded bands are the ±1σ map-to-map scatter.
+`traversal_figure` draws one model's images: a VAE's latent traversal.
 """
 
 from __future__ import annotations
@@ -83,6 +84,22 @@ def sample_grid(real_images: np.ndarray, gen_images: np.ndarray, channel_names: 
             axes[c, 0].set_ylabel(name)
         axes[0, 0].set_title("real", loc="left", color=REAL)
         axes[0, n].set_title("generated", loc="left", color=GENERATED)
+    return fig
+
+
+def traversal_figure(grid, channel: int = 0, title: str = "latent traversal") -> Figure:
+    """Figure of a `VAEModule.latent_traversal` grid ``[n, n, C, H, W]`` (array or tensor): one channel, one
+    colour scale (the 1st-99th percentile of the grid)."""
+    grid = np.asarray(grid.cpu() if hasattr(grid, "cpu") else grid)
+    n_rows, n_cols = grid.shape[:2]
+    low, high = np.percentile(grid[:, :, channel], [1, 99])
+    with style():
+        fig, axes = new_figure(n_rows, n_cols, panel_size=(1.1, 1.1))
+        for i in range(n_rows):
+            for j in range(n_cols):
+                axes[i, j].imshow(grid[i, j, channel], vmin=low, vmax=high, origin="lower", interpolation="nearest")
+                axes[i, j].set_axis_off()
+        fig.suptitle(title)
     return fig
 
 
