@@ -4,7 +4,11 @@ mean P(k) is not one box's cosmic variance), against ``--n`` samples (DPM-Solver
 
 Prints the full scorecard, P_gen / P_real of the mean P(k) and of its map-to-map variance per k, and the issue's
 figures (worst deviation up to k_Nyq / 2 and k_Nyq). These are the figures in each model's card (MODEL.md).
-About a minute per model on 2 CPU cores. Run:
+A conditional model samples at the held-out maps' parameters (``--cond-from``); a galaxy model is also put
+through the redshift-judge protocol (`JUDGES`; its report, with the morphology per redshift bin, is kept with
+``--out``) and two-sample KS tests of its photometry and morphology per redshift bin (`binned_distributions`).
+A shipped regressor is scored on the held-out set (photo-z metrics per redshift bin for a redshift CNN). A
+minute (matter) to several minutes (galaxies: morphology fits) per model on 2 CPU cores. Run:
 ``.venv/bin/python benchmarks/bench_pretrained.py [--name matter-demo] [--n 1000] [--seed 0] [--out DIR]``.
 """
 
@@ -13,22 +17,39 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 from _fidelity import fidelity, print_fidelity
 from _timing import headline
+from rich.console import Console
+from scipy.stats import ks_2samp
 
 import astrogen.pretrained as shipped
 from astrogen.data import FieldMeta, FieldSet
 from astrogen.generate import sample_to_file
+from astrogen.report.evaluate import evaluate
 from astrogen.sims import get_simulator, simulate_to_file
 from astrogen.stats.compare import DEFAULT_STATS
+from astrogen.stats.inference import relative_error
+from astrogen.stats.morphology import morphology
+from astrogen.stats.redshift import (
+    METRICS,
+    REDSHIFT_EDGES,
+    bin_index,
+    binned_photoz_metrics,
+    photoz_metrics,
+    stamp_photometry,
+)
+from astrogen.tasks import GENERATIVE
 
 MIN_BLOCKS = 4
 # The rows each training set is scored on (default: the scorecard's): the blob experiments' own statistics
 # (microwave-sky report, Han et al. 2021: pixel histogram, marginal sums, stacked peak profile, 2D power, peaks).
 STATS = {"blobs": ("pixel_pdf", "marginal_sums", "peak_profile", "power", "peaks", "mean", "out_of_range")}
+# The shipped redshift regressor that judges the samples of a conditional model of each simulator.
+JUDGES = {"galaxies": "galaxies-zcnn"}
 
 
 def held_out(meta: FieldMeta, n: int, path: Path) -> Path:
@@ -55,14 +76,97 @@ def held_out(meta: FieldMeta, n: int, path: Path) -> Path:
     return path
 
 
+def training_meta(name: str) -> FieldMeta:
+    """The training set's metadata of a shipped model: in its hyper-parameters (generative models) or its
+    training provenance (``config.json``'s ``training.data_meta``)."""
+    config = shipped.config(name)
+    return FieldMeta.from_attrs(config["hyper_parameters"].get("data_meta") or config["training"]["data_meta"])
+
+
 def held_out_and_generated(name: str, n: int, seed: int, out: Path) -> tuple[Path, Path]:
     """The `held_out` set of a shipped model's training data and ``n`` samples of the model (DPM-Solver++, 20
-    steps, for diffusion models)."""
-    meta = FieldMeta.from_attrs(shipped.config(name)["hyper_parameters"]["data_meta"])
-    real = held_out(meta, n, out / f"{name}-real.h5")
+    steps, for diffusion models; a conditional model at the held-out maps' parameters)."""
+    hparams = shipped.config(name)["hyper_parameters"]
+    real = held_out(training_meta(name), n, out / f"{name}-real.h5")
     gen = sample_to_file(f"pretrained:{name}", out / f"{name}-gen.h5", n=n, sampler="dpm", steps=20, seed=seed,
-                         overwrite=True)
+                         cond_from=real if hparams.get("conditions") else None, overwrite=True)
     return real, gen
+
+
+def score_generator(name: str, args, out: Path) -> None:
+    """The scorecard of a generative model (and the redshift-judge protocol where its simulator has a judge)."""
+    real, gen = held_out_and_generated(name, args.n, args.seed, out)
+    simulator = shipped.config(name)["hyper_parameters"]["data_meta"]["simulator"]
+    figures = fidelity(real, gen, seed=args.seed, stats=STATS.get(simulator, DEFAULT_STATS))
+    print(f"\n### pretrained:{name}: {args.n} generated vs {args.n} held-out maps\n")
+    print_fidelity(figures)
+    headline(f"{name} worst |P ratio - 1| to k_Nyq/2", figures["pk_mean_half"])
+    headline(f"{name} rows passed", sum(r[3] for r in figures["rows"].values()), f"of {len(figures['rows'])}")
+    judge = JUDGES.get(simulator)
+    if judge in shipped.available():
+        result = evaluate(real, gen, out / f"{name}-report", n_max=args.n, seed=args.seed,
+                          judge=f"pretrained:{judge}", by="redshift")
+        Console(width=160).print(result.judge_table())
+        headline(f"{name} redshift bins where the judge agrees", result.judge_bins["bins_agreeing"],
+                 f"of {result.judge_bins['bins_judged']}")
+        rows = binned_distributions(real, gen)
+        print("\n| z bin | quantity | n real | n gen | KS D | p | verdict (p >= 0.01) |\n|" + " --- |" * 7)
+        for low, high, what, n_real, n_gen, d, p, passed in rows:
+            print(f"| {low:g}-{high:g} | {what} | {n_real} | {n_gen} | {d:.3f} | {p:.2g} | "
+                  f"{'pass' if passed else 'FAIL'} |")
+        headline(f"{name} per-bin photometry and morphology KS tests passed", sum(r[-1] for r in rows),
+                 f"of {len(rows)}")
+
+
+def binned_distributions(real: Path, gen: Path, edges=REDSHIFT_EDGES, alpha: float = 0.01) -> list[tuple]:
+    """Two-sample Kolmogorov-Smirnov tests, per redshift bin, of the galaxies' photometry (stamp flux per band,
+    adjacent-band colours) and i-band morphology (ellipticity, second-moment semi-major axis, isophotal area,
+    Sersic n): rows (bin low, bin high, quantity, n_real, n_gen, D, p, passed at ``alpha``). Real galaxies are
+    binned by their redshift, generated ones by the redshift they were conditioned on."""
+    sides = []
+    for path in (real, gen):
+        with FieldSet(path) as fs:
+            data, pixel, bands = fs[:], fs.meta.pixel_size or 1.0, fs.meta.channels
+        phot, morph = stamp_photometry(data.images), morphology(data.images, pixel_size=pixel)
+        i = bands.index("i")
+        values = {**{f"flux {b}": phot.flux[:, c] for c, b in enumerate(bands)},
+                  **{f"{a} - {b}": phot.colour[:, c] for c, (a, b) in enumerate(pairwise(bands))},
+                  **{f"i {m.replace('_', ' ')}": getattr(morph, m)[:, i]
+                     for m in ("ellipticity", "semi_major_axis", "area", "sersic_n")}}
+        sides.append((values, bin_index(data.params["redshift"], edges)))
+    rows = []
+    for b in range(len(edges) - 1):
+        for name in sides[0][0]:
+            x, y = ((v[name][which == b]) for v, which in sides)
+            x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+            if min(len(x), len(y)) < 5:
+                continue
+            test = ks_2samp(x, y)
+            rows.append((edges[b], edges[b + 1], name, len(x), len(y), test.statistic, test.pvalue,
+                         test.pvalue >= alpha))
+    return rows
+
+
+def score_regressor(name: str, args, out: Path) -> None:
+    """A regressor's metrics on the held-out set: photo-z metrics per redshift bin for a redshift CNN, else the
+    relative error per target."""
+    real = held_out(training_meta(name), args.n, out / f"{name}-real.h5")
+    module = shipped.load(name)
+    with FieldSet(real) as fs:
+        data = fs[:]
+    pred, true = module.predict(data.images), module.targets_of(data.params)
+    print(f"\n### pretrained:{name}: {args.n} held-out maps\n")
+    if list(module.hparams.targets) != ["redshift"]:
+        for i, target in enumerate(module.hparams.targets):
+            headline(f"{name} {target} mean relative error", float(relative_error(pred[:, i], true[:, i]).mean()))
+        return
+    binned = binned_photoz_metrics(pred[:, 0], true[:, 0], seed=args.seed)
+    print("| z bin | n | " + " | ".join(METRICS) + " |\n|" + " --- |" * (len(METRICS) + 2))
+    for b, n in enumerate(binned.n):
+        cells = " | ".join(f"{binned.value[m][b]:.4f} ± {binned.error[m][b]:.4f}" for m in METRICS)
+        print(f"| {binned.edges[b]:g}-{binned.edges[b + 1]:g} | {n} | {cells} |")
+    for metric, value in photoz_metrics(pred[:, 0], true[:, 0]).items():
+        headline(f"{name} {metric} (all)", value)
 
 
 def main() -> None:
@@ -77,15 +181,9 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         for name in args.name:
             start = time.perf_counter()
-            real, gen = held_out_and_generated(name, args.n, args.seed, out)
-            simulator = shipped.config(name)["hyper_parameters"]["data_meta"]["simulator"]
-            figures = fidelity(real, gen, seed=args.seed, stats=STATS.get(simulator, DEFAULT_STATS))
-            print(f"\n### pretrained:{name}: {args.n} generated vs {args.n} held-out maps "
-                  f"({time.perf_counter() - start:.0f} s)\n")
-            print_fidelity(figures)
-            headline(f"{name} worst |P ratio - 1| to k_Nyq/2", figures["pk_mean_half"])
-            headline(f"{name} rows passed", sum(r[3] for r in figures["rows"].values()),
-                     f"of {len(figures['rows'])}")
+            kind = shipped.config(name)["kind"]
+            (score_generator if kind in GENERATIVE else score_regressor)(name, args, out)
+            print(f"({name}: {time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":
