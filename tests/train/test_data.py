@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from astrogen.data import FieldSet
+from astrogen.errors import ConfigError, DataError
+from astrogen.sims import simulate_to_file
+from astrogen.train import DataConfig, InferenceData, prepare_split
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    return simulate_to_file("blobs", 12, tmp_path_factory.mktemp("data") / "b.h5", seed=0,
+                            config={"n_blobs": 1, "size": 8, "fwhm": 2})
+
+
+def test_split_holds_out_the_tail_and_fits_the_transform_on_the_head(blobs):
+    split = prepare_split(DataConfig(path=str(blobs), val_fraction=0.01, batch_size=4), seed=0, columns=["x0"])
+    assert split.n_train == 11  # a fraction > 0 holds out at least one sample
+    assert len(split.val.batch_sampler.sampler) == 1 and len(split.train.batch_sampler.sampler) == 11
+    with FieldSet(blobs) as fs:
+        head = fs.images[:11]
+        np.testing.assert_array_equal(split.params["x0"], fs.params["x0"][:11])
+    network = split.transform.forward(head)
+    assert network.min() == pytest.approx(-1, abs=1e-6) and network.max() == pytest.approx(1, abs=1e-6)
+    batch = next(iter(split.train))
+    assert batch["image"].shape == (4, 1, 8, 8) and batch["params"].shape == (4, 1)
+
+
+def test_split_refusals(blobs):
+    with pytest.raises(DataError, match="too few"):
+        prepare_split(DataConfig(path=str(blobs), val_fraction=0.95), seed=0)
+    with pytest.raises(DataError, match="C >= 2"):
+        prepare_split(DataConfig(path=str(blobs)), seed=0, min_channels=2)
+    with pytest.raises(ConfigError, match="no columns"):
+        prepare_split(InferenceData(path=str(blobs)), seed=0, columns=["redshift"])
+    max_norm = InferenceData(path=str(blobs), transform=[{"name": "MaxNorm"}])
+    assert prepare_split(max_norm, seed=0).n_train == 11  # per-image maps are fine for inputs...
+    with pytest.raises(ConfigError, match="MaxNorm"):  # ...not for samples that must be mapped back
+        prepare_split(max_norm, seed=0, invertible=True)
