@@ -112,8 +112,8 @@ class ParticleMesh:
 
     def grad_inv_laplacian(self, field_k: torch.Tensor) -> torch.Tensor:
         """-grad(laplacian^-1 f) = irfftn(i k f_k / k^2) per axis, [3, n, n, n] (Mpc/h if f dimensionless)."""
-        shape = (self.n,) * 3
-        return torch.stack([torch.fft.irfftn(1j * k * self.inv_k2 * field_k, s=shape) for k in self.k_odd])
+        shape, potential = (self.n,) * 3, self.inv_k2 * field_k
+        return torch.stack([torch.fft.irfftn(1j * k * potential, s=shape) for k in self.k_odd])
 
     def lpt(self, delta_k: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, torch.Tensor | None]:
         """First- and second-order displacement fields Psi1, Psi2 [3, n^3] (Mpc/h, at D1 = 1 and D2 = 1)."""
@@ -139,41 +139,43 @@ class ParticleMesh:
 
     # -- cloud in cell ----------------------------------------------------------------------------
     def cic_weights(self, pos: torch.Tensor, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        """The 8 CIC neighbours of each particle: flat cell indices [8, N_p] and weights [8, N_p] (sum 1).
+        """The 8 CIC neighbours of each particle: flat indices [8, N_p] into the padded mesh (n + 1)^3 and weights
+        [8, N_p] (sum 1).
 
-        Computed once per force evaluation and shared by painting and readout; ``dtype`` of the weights.
+        The padded mesh repeats the planes 0 as planes n, so the upper neighbour is always lower + 1 (no wrap-around
+        pass) and the 8 indices are one flat base index plus constant offsets. Computed once per force evaluation
+        and shared by painting and readout; ``dtype`` of the weights.
         """
         x = torch.remainder(pos.to(dtype) / self.cell, self.n)
-        base = torch.floor(x)
-        frac = x - base
-        # int32 indices (n^3 < 2^31) and wrap-around by comparison: integer modulo is the slow part here.
-        lower = base.to(torch.int32)
-        lower = torch.where(lower >= self.n, lower - self.n, lower)  # x rounded up to exactly n
-        upper = torch.where(lower == self.n - 1, 0, lower + 1)
-        strides = (self.n * self.n, self.n, 1)
-        # Per axis, the two neighbours' index contributions and weights, [2, N_p]; combined by broadcasting.
-        part = [torch.stack([lower[d], upper[d]]) * strides[d] for d in range(3)]
-        weight = [torch.stack([1 - frac[d], frac[d]]) for d in range(3)]
-        idx = part[0][:, None, None] + part[1][None, :, None] + part[2][None, None, :]
+        lower = torch.floor(x).clamp_(max=self.n - 1)  # x rounded up to exactly n: weight 1 on the upper plane n
+        frac = x - lower
+        cells = lower.to(torch.int64)
+        m = self.n + 1
+        base = (cells[0] * m + cells[1]) * m + cells[2]
+        offsets = torch.tensor([(i * m + j) * m + k for i in (0, 1) for j in (0, 1) for k in (0, 1)],
+                               device=pos.device)
+        weight = [torch.stack([1 - frac[d], frac[d]]) for d in range(3)]  # per axis, lower and upper, [2, N_p]
         w = weight[0][:, None, None] * weight[1][None, :, None] * weight[2][None, None, :]
-        return idx.reshape(8, -1), w.reshape(8, -1)
+        return base + offsets[:, None], w.reshape(8, -1)
 
     def paint(self, pos: torch.Tensor, dtype: torch.dtype = torch.float32, cic=None) -> torch.Tensor:
         """Density rho / rho_bar on the mesh [n, n, n] from equal-mass particles by CIC (mean exactly 1)."""
         idx, w = cic if cic is not None else self.cic_weights(pos, dtype)
-        grid = torch.zeros(self.n**3, dtype=dtype, device=self.device)
-        grid.index_add_(0, idx.reshape(-1), w.reshape(-1).to(dtype))
-        return (grid * (self.n**3 / pos.shape[1])).reshape((self.n,) * 3)
+        n = self.n
+        padded = torch.zeros((n + 1) ** 3, dtype=dtype, device=self.device)
+        padded.index_add_(0, idx.reshape(-1), w.reshape(-1).to(dtype))  # one scatter of all 8 neighbours
+        padded = padded.view(n + 1, n + 1, n + 1)
+        padded[0] += padded[n]  # fold the padding planes back onto planes 0
+        padded[:, 0] += padded[:, n]
+        padded[:, :, 0] += padded[:, :, n]
+        return padded[:n, :n, :n] * (n**3 / pos.shape[1])
 
     def readout(self, grid: torch.Tensor, pos: torch.Tensor, cic=None) -> torch.Tensor:
         """Values of the mesh fields ``grid`` [C, n, n, n] at the particles by CIC, [C, N_p]."""
         idx, w = cic if cic is not None else self.cic_weights(pos)
-        # Cells as rows [n^3, C]: one gather per neighbour reads all components of a cell together.
-        rows = grid.reshape(grid.shape[0], -1).T.contiguous()
-        out = rows[idx[0]] * w[0, :, None]
-        for corner in range(1, 8):
-            out += rows[idx[corner]] * w[corner, :, None]
-        return out.T
+        padded = torch.nn.functional.pad(grid[None], (0, 1, 0, 1, 0, 1), mode="circular")[0].flatten(1)
+        # One gather of the 8 neighbours of every particle for all components, [C, 8, N_p], weighted in place.
+        return padded.index_select(1, idx.reshape(-1)).view(len(grid), 8, -1).mul_(w).sum(1)
 
     def gravity(self, pos: torch.Tensor, omega_m: float) -> torch.Tensor:
         """Force F = -grad psi at the particles, laplacian(psi) = 1.5 Omega_m delta, [3, N_p] in Mpc/h."""
