@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _timing import headline
-from gamma_ray_table import SIM, template_oracle
+from gamma_ray_table import SIM, simulate_sets, template_oracle
 
 from astrogen.config import load_yaml
 from astrogen.report.model_report import evaluate_model
@@ -71,9 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        data = simulate_to_file("galactic_center", n_train + n_val, root / "train.h5", seed=0, config=SIM,
-                                overwrite=True)
-        test = simulate_to_file("galactic_center", n_test, root / "test.h5", seed=1, config=SIM, overwrite=True)
+        data, test = simulate_sets(root, n_train + n_val, n_test)
         variant = simulate_to_file("galactic_center", n_test, root / "test_icexp.h5", seed=1,
                                    config={**SIM, "ic_profile": "exponential"}, overwrite=True)
         simulated = time.perf_counter() - start

@@ -100,6 +100,13 @@ def unresolved_shares(threshold: float = 5.0, n: int = 10**6) -> dict[str, tuple
             for name, f in fluxes.items()}
 
 
+def simulate_sets(root: Path, n_train_val: int, n_test: int) -> tuple[Path, Path]:
+    """The training + validation set (seed 0) and the test set (seed 1) of the report's setting (`SIM`) in
+    ``root``: ``train.h5`` and ``test.h5``."""
+    data = simulate_to_file("galactic_center", n_train_val, root / "train.h5", seed=0, config=SIM, overwrite=True)
+    return data, simulate_to_file("galactic_center", n_test, root / "test.h5", seed=1, config=SIM, overwrite=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the report's set sizes")
@@ -115,9 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        data = simulate_to_file("galactic_center", n_train + n_val, root / "train.h5", seed=0, config=SIM,
-                                overwrite=True)
-        test_file = simulate_to_file("galactic_center", n_test, root / "test.h5", seed=1, config=SIM, overwrite=True)
+        data, test_file = simulate_sets(root, n_train + n_val, n_test)
         val_fraction = n_val / (n_train + n_val)
         with FieldSet(test_file) as fs:
             test = fs[:]
