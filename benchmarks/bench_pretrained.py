@@ -9,7 +9,9 @@ through the redshift-judge protocol (`JUDGES`; its report, with the morphology p
 ``--out``) and two-sample KS tests of its photometry and morphology per redshift bin (`binned_distributions`).
 A shipped regressor is scored on the held-out set (photo-z metrics per redshift bin for a redshift CNN). A
 minute (matter) to several minutes (galaxies: morphology fits) per model on 2 CPU cores. Run:
-``.venv/bin/python benchmarks/bench_pretrained.py [--name matter-demo] [--n 1000] [--seed 0] [--out DIR]``.
+``.venv/bin/python benchmarks/bench_pretrained.py [--name matter-demo] [--n 1000] [--seed 0] [--out DIR]
+[--figure PNG]``; ``--figure`` draws the scorecards of the generators scored side by side (e.g. the blob WGAN
+chain: ``--name blobs-wgan-1 blobs-wgan-10 blobs-wgan-50 blobs-wgan-1000 --figure docs/pretrained/blob-chain.png``).
 """
 
 from __future__ import annotations
@@ -93,8 +95,31 @@ def held_out_and_generated(name: str, n: int, seed: int, out: Path) -> tuple[Pat
     return real, gen
 
 
-def score_generator(name: str, args, out: Path) -> None:
-    """The scorecard of a generative model (and the redshift-judge protocol where its simulator has a judge)."""
+def scorecard_figure(rows: dict[str, dict], path: Path) -> Path:
+    """One panel per model (``rows``: model -> statistic -> (distance, error, tolerance, passed)): distance /
+    tolerance per statistic with its bootstrap error, on a log scale; a statistic passes below the line at 1."""
+    from astrogen.report.style import OKABE_ITO, new_figure, style
+
+    with style():
+        fig, axes = new_figure(1, len(rows), panel_size=(2.6, 2.6), sharey=True)
+        for ax, (name, card) in zip(axes[0], rows.items()):
+            names = list(card)
+            ratio = np.array([card[s][0] / card[s][2] for s in names])
+            error = np.array([card[s][1] / card[s][2] for s in names])
+            colours = [OKABE_ITO["bluish_green" if card[s][3] else "vermillion"] for s in names]
+            ax.bar(range(len(names)), ratio, yerr=error, color=colours, capsize=2)
+            ax.axhline(1.0, color="k", lw=0.8, ls="--")
+            ax.set_yscale("log")
+            ax.set_xticks(range(len(names)), [s.replace("_", " ") for s in names], rotation=60, ha="right")
+            ax.set_title(f"{name}: {sum(card[s][3] for s in names)} of {len(names)} pass")
+        axes[0][0].set_ylabel("distance / tolerance (pass < 1)")
+        fig.savefig(path, dpi=150)
+    return path
+
+
+def score_generator(name: str, args, out: Path) -> dict:
+    """The scorecard of a generative model (and the redshift-judge protocol where its simulator has a judge);
+    returns its rows (statistic -> distance, error, tolerance, passed)."""
     real, gen = held_out_and_generated(name, args.n, args.seed, out)
     simulator = shipped.config(name)["hyper_parameters"]["data_meta"]["simulator"]
     figures = fidelity(real, gen, seed=args.seed, stats=STATS.get(simulator, DEFAULT_STATS))
@@ -116,6 +141,7 @@ def score_generator(name: str, args, out: Path) -> None:
                   f"{'pass' if passed else 'FAIL'} |")
         headline(f"{name} per-bin photometry and morphology KS tests passed", sum(r[-1] for r in rows),
                  f"of {len(rows)}")
+    return figures["rows"]
 
 
 def binned_distributions(real: Path, gen: Path, edges=REDSHIFT_EDGES, alpha: float = 0.01) -> list[tuple]:
@@ -175,15 +201,21 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="held-out and generated maps")
     parser.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
     parser.add_argument("--out", type=Path, default=None, help="keep the sets here [a temporary folder]")
+    parser.add_argument("--figure", type=Path, default=None, help="PNG of the generators' scorecards side by side")
     args = parser.parse_args()
+    cards = {}
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         for name in args.name:
             start = time.perf_counter()
-            kind = shipped.config(name)["kind"]
-            (score_generator if kind in GENERATIVE else score_regressor)(name, args, out)
+            if shipped.config(name)["kind"] in GENERATIVE:
+                cards[name] = score_generator(name, args, out)
+            else:
+                score_regressor(name, args, out)
             print(f"({name}: {time.perf_counter() - start:.0f} s)")
+    if args.figure and cards:
+        print(f"figure: {scorecard_figure(cards, args.figure)}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from astrogen.generate import sample_to_file
 from astrogen.models.gan import (
     Critic,
     DCGenerator,
+    Floor,
     GANModule,
     LinearChannel,
     ScaledTanh,
@@ -64,6 +65,52 @@ def test_output_layers():
     assert tanh(torch.tensor([1e4])).item() == pytest.approx(3.0)
     y = torch.linspace(-2.9, 2.9, 11)
     assert torch.allclose(tanh(tanh.inverse(y)), y, atol=1e-5)
+
+
+def test_the_floor_output_draws_an_exactly_flat_background():
+    floor = Floor(1.0)
+    x = torch.tensor([-5.0, -1.5, -0.5, 0.0, 3.0], requires_grad=True)
+    y = floor(x)
+    assert y.tolist() == [-1.0, -1.0, -0.5, 0.0, 3.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]  # no gradient below the floor: it stays flat
+    generator = DCGenerator(8, 1, 16, 4, scale=1.0, output="floor")
+    with torch.no_grad():
+        generator.stages[-2].bias.fill_(-100.0)  # LinearChannel: everything below the floor
+    assert torch.equal(generator(torch.randn(3, 8)), torch.full((3, 1, 16, 16), -1.0))
+
+
+def test_samples_come_from_the_generator_average():
+    module = GANModule("wgan", TINY, {"ema_decay": 0.5}, [1, 16, 16], ["intensity"])
+    raw = {k: v.clone() for k, v in module.generator.state_dict().items()}
+    with torch.no_grad():
+        for p in module.generator.parameters():
+            p.add_(1.0)
+    module.generator_ema.update_parameters(module.generator)  # the first update copies
+    with torch.no_grad():
+        for p in module.generator.parameters():
+            p.add_(1.0)
+    module.generator_ema.update_parameters(module.generator)  # decay min(0.5, 1 / 10): 0.1 old + 0.9 new
+    averaged = module.generator_ema.module.linear.weight
+    torch.testing.assert_close(averaged, raw["linear.weight"] + 1.9)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(2, TINY["latent"], generator=gen)
+    sample = module.generate(2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sample, module.generator_ema.module.eval()(z))
+    state = module.exported_state()  # the model folder keeps the average, under the generator's names
+    assert set(state) == {f"generator.{k}" for k in module.generator.state_dict()}
+    torch.testing.assert_close(state["generator.linear.weight"], averaged)
+    fresh = GANModule("wgan", TINY, {}, [1, 16, 16], ["intensity"])
+    fresh.load_exported_state(state)
+    torch.testing.assert_close(fresh.generate(2, generator=torch.Generator().manual_seed(0)), sample)
+
+
+def test_checkpoints_from_before_the_average_still_load():
+    module = GANModule("wgan", TINY, {}, [1, 16, 16], ["intensity"])
+    old = {k: v for k, v in module.state_dict().items() if not k.startswith("generator_ema.")}
+    fresh = GANModule("wgan", TINY, {}, [1, 16, 16], ["intensity"])
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.generator_ema.module.linear.weight, module.generator.linear.weight)
 
 
 class LinearCritic(nn.Module):

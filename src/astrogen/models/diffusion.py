@@ -218,13 +218,18 @@ def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: str) -> torch.Te
 def ema_warmup_avg_fn(decay: float):
     """EMA update with warm-up for `AveragedModel`: decay min(d, (1 + s) / (10 + s)) at update s = 0, 1, ...
     (diffusers' EMAModel), so the average forgets its random initialisation within the first few hundred
-    steps (a fixed 0.9995 keeps 61% of it after 1,000 steps)."""
+    steps (a fixed 0.9995 keeps 61% of it after 1,000 steps). Integer buffers are copied, not averaged."""
 
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
         step = int(num_averaged) - 1  # AveragedModel copies on the first call and counts it
         beta = min(decay, (1 + step) / (10 + step))
-        torch._foreach_lerp_(averaged, current, 1 - beta)
+        floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1 - beta)
+        for a, c in zip(averaged, current):  # counters (BatchNorm's num_batches_tracked) are copied
+            if not a.is_floating_point():
+                a.copy_(c)
 
     return update
 

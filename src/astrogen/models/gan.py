@@ -22,24 +22,35 @@ writes the penalty as lambda ||grad D(x_hat)||_2, without the -1 and the square:
 critic towards a zero gradient (a constant critic) instead of a 1-Lipschitz one, so the published form is
 implemented. Each batch is one critic step; every ``n_critic``-th batch is also a generator step. Adam with
 beta1 = 0.5, beta2 = 0.9. With manual optimisation Lightning counts every optimizer step, so ``max_steps``
-counts critic and generator steps together.
+counts critic and generator steps together. Samples come from an exponential moving average of the
+generator's weights (``ema_decay``; Yazici et al. 2019, arXiv:1806.04498), which damps the oscillation of
+the adversarial game; the raw generator is what the critic trains against.
+
+Output layer: ``tanh`` (the report's, `ScaledTanh`) bounds the output to (-scale, scale); it cannot reach an
+exact value, so an empty background comes out as low-level noise, whose bumps count as peaks. ``floor``
+(`Floor`) is the identity above a hard floor at -scale, for data with an exact minimum that fills much of the
+image (the blob sets: MinMax puts their zero background at -1, so scale 1): the network can then draw an
+exactly flat background.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from typing import Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
+from astrogen.models.diffusion import ema_warmup_avg_fn
 
 # --------------------------------------------------------------------------------------------------
 # Layers.
@@ -76,6 +87,25 @@ class ScaledTanh(nn.Module):
         """``s atanh(y / s)``, with y clamped just inside (-s, s) so that it stays finite."""
         limit = 1 - 1e-6
         return self.scale * torch.atanh((y / self.scale).clamp(-limit, limit))
+
+
+class Floor(nn.Module):
+    """``max(x, -s)``: the identity above a hard floor at -s; ``inverse`` is the identity (on outputs >= -s)."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        if scale <= 0:
+            raise ConfigError(f"Floor needs scale > 0, got {scale}")
+        self.scale = float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp_min(-self.scale)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+
+OUTPUTS = {"tanh": ScaledTanh, "floor": Floor}
 
 
 def _levels(size: int) -> int:
@@ -131,12 +161,14 @@ class Critic(ConvEncoder):
 
 class DCGenerator(nn.Module):
     """Latent ``[N, latent]`` -> Linear -> 4 x 4 map -> transposed-conv 4x4 stride 2 + BN + LeakyReLU(0.2)
-    stages -> transposed conv -> `LinearChannel` -> `ScaledTanh` -> ``[N, channels, size, size]``.
+    stages -> transposed conv -> `LinearChannel` -> output layer (`OUTPUTS`: `ScaledTanh` or `Floor`) ->
+    ``[N, channels, size, size]``.
 
     The widths mirror the `Critic`'s (1024 ... 64 for 128 x 128 with ``base`` = 64).
     """
 
-    def __init__(self, latent: int, channels: int, size: int, base: int = 64, scale: float = 1.0):
+    def __init__(self, latent: int, channels: int, size: int, base: int = 64, scale: float = 1.0,
+                 output: str = "tanh"):
         super().__init__()
         widths = _widths(_levels(size), base)[::-1]
         self.latent = latent
@@ -144,7 +176,8 @@ class DCGenerator(nn.Module):
         layers: list[nn.Module] = []
         for c_in, c_out in itertools.pairwise(widths):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
-        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), LinearChannel(channels), ScaledTanh(scale)]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), LinearChannel(channels),
+                   OUTPUTS[output](scale)]
         self.stages = nn.Sequential(*layers)
         self.width = widths[0]
 
@@ -160,7 +193,8 @@ class UNetGenerator(nn.Module):
     transposed conv has no BN and is followed by `LinearChannel` and `ScaledTanh`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, size: int, base: int = 64, scale: float = 1.0):
+    def __init__(self, in_channels: int, out_channels: int, size: int, base: int = 64, scale: float = 1.0,
+                 output: str = "tanh"):
         super().__init__()
         widths = _widths(_levels(size), base)
         self.down = nn.ModuleList()
@@ -175,7 +209,7 @@ class UNetGenerator(nn.Module):
             self.up.append(nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()))
         last_in = widths[0] * (2 if len(widths) > 1 else 1)
         self.out = nn.Sequential(nn.ConvTranspose2d(last_in, out_channels, 4, 2, 1), LinearChannel(out_channels),
-                                 ScaledTanh(scale))
+                                 OUTPUTS[output](scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -201,17 +235,19 @@ def kl_divergence(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
 class VAEGenerator(nn.Module):
     """The VAEGAN generator: ``[N, C, S, S]`` -> encoder -> z -> decoder, plus the input itself.
 
-    The input, mapped back through the inverse of the output `ScaledTanh`, is concatenated to the decoder's
-    C channels; a 1x1 convolution, `LinearChannel` and `ScaledTanh` give the output. ``forward`` returns
+    The input, mapped back through the inverse of the output layer, is concatenated to the decoder's
+    C channels; a 1x1 convolution, `LinearChannel` and the output layer give the output. ``forward`` returns
     (output, mu, log_var).
     """
 
-    def __init__(self, channels: int, size: int, latent: int = 256, base: int = 64, scale: float = 1.0):
+    def __init__(self, channels: int, size: int, latent: int = 256, base: int = 64, scale: float = 1.0,
+                 output: str = "tanh"):
         super().__init__()
         self.encoder = ConvEncoder(channels, size, 2 * latent, base, norm=True)
-        self.decoder = DCGenerator(latent, channels, size, base, scale)
+        self.decoder = DCGenerator(latent, channels, size, base, scale, output)
         self.squash = self.decoder.stages[-1]
-        self.mix = nn.Sequential(nn.Conv2d(2 * channels, channels, 1), LinearChannel(channels), ScaledTanh(scale))
+        self.mix = nn.Sequential(nn.Conv2d(2 * channels, channels, 1), LinearChannel(channels),
+                                 OUTPUTS[output](scale))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         mu, log_var = self.encoder(x).chunk(2, 1)
@@ -240,12 +276,14 @@ GAN_KINDS = ("wgan", "pixgan", "vaegan")
 
 
 class GANNetConfig(StrictModel):
-    """Network sizes: ``base`` channels of the first critic stage (64 in the report), latent size, output
-    bound ``scale`` of `ScaledTanh` (in network units: the transformed data should lie well inside it)."""
+    """Network sizes: ``base`` channels of the first critic stage (64 in the report), latent size, the output
+    layer (``tanh``: `ScaledTanh`, bounded to (-scale, scale), the transformed data should lie well inside it;
+    ``floor``: `Floor`, a hard floor at -scale, which should be the data's minimum in network units)."""
 
     base: int = Field(64, ge=1)
     latent: int = Field(256, ge=1)
     scale: float = Field(1.0, gt=0)
+    output: Literal["tanh", "floor"] = "tanh"
 
 
 class GANOptimConfig(StrictModel):
@@ -258,6 +296,8 @@ class GANOptimConfig(StrictModel):
     gp_weight: float = Field(10.0, ge=0, description="lambda of the gradient penalty")
     kl_weight: float = Field(1e-3, ge=0, description="VAEGAN: weight of the KL term")
     l1_weight: float = Field(0.0, ge=0, description="PIXGAN/VAEGAN: weight of an L1 term to the target")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="decay per generator step of the weight average "
+                             "that samples are drawn from (0: the raw generator)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,32 +339,37 @@ class GANModule(L.LightningModule):
         self.output_index = [i for i in range(n_channels) if i not in self.input_index]
         n_in, n_out = len(self.input_index), len(self.output_index)
         if kind == "wgan":
-            self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale)
+            self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale, net.output)
             critic_channels = n_channels
         elif kind == "pixgan":
-            self.generator = UNetGenerator(n_in, n_out, height, net.base, net.scale)
+            self.generator = UNetGenerator(n_in, n_out, height, net.base, net.scale, net.output)
             critic_channels = n_channels
         else:
-            self.generator = VAEGenerator(n_channels, height, net.latent, net.base, net.scale)
+            self.generator = VAEGenerator(n_channels, height, net.latent, net.base, net.scale, net.output)
             critic_channels = 2 * n_channels
         self.critic = Critic(critic_channels, height, net.base)
+        self.generator_ema = AveragedModel(self.generator, multi_avg_fn=ema_warmup_avg_fn(self.optim_config.ema_decay),
+                                           use_buffers=True)
+        self.generator_ema.requires_grad_(False)
         self.kind, self.latent = kind, net.latent
         self.transform = Transform.from_dict(transform) if transform else None
         self.last_real: torch.Tensor | None = None
         self.last_fake: torch.Tensor | None = None
 
-    def _fake(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """(generated counterpart of network-space batch ``x``, VAEGAN's KL term or None): wgan ignores ``x``
-        but its size, pixgan keeps its input channels and fills the others, vaegan maps the whole of it."""
+    def _fake(self, x: torch.Tensor, generator: torch.Generator | None = None, network: nn.Module | None = None):
+        """(generated counterpart of network-space batch ``x``, VAEGAN's KL term or None) from ``network`` (the
+        generator by default): wgan ignores ``x`` but its size, pixgan keeps its input channels and fills the
+        others, vaegan maps the whole of it."""
+        network = self.generator if network is None else network
         if self.kind == "wgan":
             z = draw_rows(torch.randn, x.shape[0], (self.latent,), generator, x.device).to(x.dtype)
-            return self.generator(z), None
+            return network(z), None
         if self.kind == "pixgan":
             out = torch.empty_like(x)
             out[:, self.input_index] = x[:, self.input_index]
-            out[:, self.output_index] = self.generator(x[:, self.input_index])
+            out[:, self.output_index] = network(x[:, self.input_index])
             return out, None
-        out, mu, log_var = self.generator(x, generator)
+        out, mu, log_var = network(x, generator)
         return out, kl_divergence(mu, log_var).mean()
 
     def _critic_view(self, x: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
@@ -359,6 +404,7 @@ class GANModule(L.LightningModule):
             self.manual_backward(g_loss)
             opt_g.step()
             self.untoggle_optimizer(opt_g)
+            self.generator_ema.update_parameters(self.generator)
             out["g_loss"] = g_loss.detach()
             self.log("train/g_loss", out["g_loss"], prog_bar=True, sync_dist=True, batch_size=x.shape[0])
         self.last_real, self.last_fake = x.detach(), fake.detach()
@@ -378,29 +424,47 @@ class GANModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[KIND_KEY] = "gan"
 
+    @staticmethod
+    def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state dict from before the generator average: its average starts as the generator itself."""
+        if any(k.startswith("generator_ema.") for k in state):
+            return state
+        average = {f"generator_ema.module.{k[len('generator.'):]}": v for k, v in state.items()
+                   if k.startswith("generator.")}
+        return {**state, **average, "generator_ema.n_averaged": torch.tensor(1)}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return super().load_state_dict(self.upgrade_state_dict(state_dict), strict=strict, assign=assign)
+
+    def _sampling_state(self) -> dict[str, torch.Tensor]:
+        """The averaged generator's weights under the generator's names."""
+        return {f"generator.{k}": v for k, v in self.generator_ema.module.state_dict().items()}
+
     def exported_state(self) -> dict[str, torch.Tensor]:
-        """The state a model folder keeps (`astrogen.tasks.export_model`): the generator; sampling needs no
-        critic (fine-tune from the training checkpoint, which has it)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("critic.")}
+        """The state a model folder keeps (`astrogen.tasks.export_model`): the averaged generator's weights as
+        the generator's; sampling needs no critic (fine-tune from the training checkpoint, which has it)."""
+        return self._sampling_state()
 
     def load_exported_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Inverse of `exported_state`: every weight but the critic's (which keeps its initialisation); a folder
-        that kept the critic loads whole."""
+        """Inverse of `exported_state`: the generator and its average both get the stored weights (the critic
+        keeps its initialisation); a folder that kept the critic loads whole."""
         if any(k.startswith("critic.") for k in state):
             self.load_state_dict(state)
             return
-        own = {k for k in self.state_dict() if not k.startswith("critic.")}
+        own = {k for k in self.state_dict() if k.startswith("generator.")}
         if own != set(state):
             missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
             raise RuntimeError(f"missing keys {missing[:3]}, unexpected keys {unexpected[:3]}")
         self.load_state_dict(state, strict=False)
+        self.generator_ema.module.load_state_dict(self.generator.state_dict())
 
     @torch.inference_mode()
     def generate(self, n: int | None = None, generator: torch.Generator | None = None,
                  inputs: torch.Tensor | None = None) -> torch.Tensor:
-        """Samples in physical units: ``n`` from noise (wgan), or one per map of ``inputs`` ``[N, C, H, W]``
-        in physical units (pixgan: only the ``inputs`` channels are read; vaegan: all)."""
-        self.generator.eval()
+        """Samples in physical units from the averaged generator: ``n`` from noise (wgan), or one per map of
+        ``inputs`` ``[N, C, H, W]`` in physical units (pixgan: only the ``inputs`` channels are read; vaegan:
+        all)."""
+        network = self.generator_ema.module.eval()
         if self.kind == "wgan":
             if inputs is not None or n is None:
                 raise ConfigError("a wgan draws n samples from noise; it takes no inputs")
@@ -414,7 +478,7 @@ class GANModule(L.LightningModule):
             x = inputs.float().to(self.device)
             if self.transform is not None:
                 x = self.transform.forward(x)
-        fake, _ = self._fake(x, generator)
+        fake, _ = self._fake(x, generator, network)
         return fake if self.transform is None else self.transform.inverse(fake)
 
 

@@ -99,6 +99,8 @@ def load_weights(module: torch.nn.Module, checkpoint: str | os.PathLike) -> None
     if not path.is_file():
         raise InputFileError(f"init_from {path}: no such checkpoint")
     state = read_checkpoint(path)["state_dict"]
+    if hasattr(module, "upgrade_state_dict"):  # e.g. a GAN checkpoint from before the generator average
+        state = module.upgrade_state_dict(state)
     own = module.state_dict()
     mismatched = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
     if mismatched or set(state) - set(own):
