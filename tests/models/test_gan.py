@@ -9,6 +9,7 @@ from astrogen.data import FieldSet, FieldSetWriter
 from astrogen.errors import ConfigError, DataError
 from astrogen.generate import sample_to_file
 from astrogen.models.gan import (
+    AddCoords,
     Critic,
     DCGenerator,
     Floor,
@@ -67,13 +68,35 @@ def test_output_layers():
     assert torch.allclose(tanh(tanh.inverse(y)), y, atol=1e-5)
 
 
+def test_coordinate_channels():
+    out = AddCoords()(torch.zeros(2, 3, 4, 5))
+    assert out.shape == (2, 5, 4, 5) and torch.equal(out[:, :3], torch.zeros(2, 3, 4, 5))
+    assert torch.equal(out[1, 3, :, 2], torch.linspace(-1, 1, 4))
+    assert torch.equal(out[1, 4, 3], torch.linspace(-1, 1, 5))
+    module = GANModule("wgan", {**TINY, "coords": True}, {}, [1, 16, 16], ["intensity"])
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    before = _predecessors(module, convs)
+    assert len(before) == len(convs) == 6 and all(isinstance(prev, AddCoords) for prev in before)
+    assert module.generate(3).shape == (3, 1, 16, 16) and module.critic(torch.zeros(3, 1, 16, 16)).shape == (3,)
+
+
+def _predecessors(module: nn.Module, layers: list[nn.Module]) -> list[nn.Module]:
+    """The layer before each of ``layers`` in its `nn.Sequential`."""
+    found = []
+    for seq in module.modules():
+        if isinstance(seq, nn.Sequential):
+            children = list(seq)
+            found += [children[i - 1] for i, child in enumerate(children) if any(child is layer for layer in layers)]
+    return found
+
+
 def test_the_floor_output_draws_an_exactly_flat_background():
     floor = Floor(1.0)
     x = torch.tensor([-5.0, -1.5, -0.5, 0.0, 3.0], requires_grad=True)
     y = floor(x)
     assert y.tolist() == [-1.0, -1.0, -0.5, 0.0, 3.0]
     y.sum().backward()
-    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]  # no gradient below the floor: it stays flat
+    assert x.grad.tolist() == [1.0] * 5  # straight-through: an image below the floor can come back
     generator = DCGenerator(8, 1, 16, 4, scale=1.0, output="floor")
     with torch.no_grad():
         generator.stages[-2].bias.fill_(-100.0)  # LinearChannel: everything below the floor

@@ -90,7 +90,12 @@ class ScaledTanh(nn.Module):
 
 
 class Floor(nn.Module):
-    """``max(x, -s)``: the identity above a hard floor at -s; ``inverse`` is the identity (on outputs >= -s)."""
+    """``max(x, -s)``: the identity above a hard floor at -s; ``inverse`` is the identity (on outputs >= -s).
+
+    The gradient passes below the floor unchanged (straight-through; Bengio et al. 2013, arXiv:1308.3432): with
+    the clamp's zero gradient there, a latent region whose image fell entirely below the floor (an empty image)
+    would get no signal and never recover.
+    """
 
     def __init__(self, scale: float = 1.0):
         super().__init__()
@@ -99,13 +104,31 @@ class Floor(nn.Module):
         self.scale = float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp_min(-self.scale)
+        return x.clamp_min(-self.scale).detach() + (x - x.detach())  # exact values, the identity's gradient
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return y
 
 
 OUTPUTS = {"tanh": ScaledTanh, "floor": Floor}
+
+
+class AddCoords(nn.Module):
+    """CoordConv (Liu et al. 2018, arXiv:1807.03247): appends two channels, the row and the column coordinate
+    scaled to [-1, 1]. A plain convolution is translation-equivariant, so a network that must draw an object at
+    a given place (a blob at (x0, y0)) has to infer where it is from the padding; with the coordinates it can
+    read it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        rows = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+        cols = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+        return torch.cat([x, rows, cols], 1)
+
+
+def _conv(conv: type[nn.Module], c_in: int, c_out: int, coords: bool) -> list[nn.Module]:
+    """A 4x4 stride-2 (transposed) convolution, preceded by `AddCoords` when ``coords``."""
+    return [AddCoords(), conv(c_in + 2, c_out, 4, 2, 1)] if coords else [conv(c_in, c_out, 4, 2, 1)]
 
 
 def _levels(size: int) -> int:
@@ -131,14 +154,16 @@ class ConvEncoder(nn.Module):
     base : channels of the first stage (doubling at each stage).
     norm : BatchNorm after every convolution but the first (the VAE encoder); the critic has none, as the
         gradient penalty is per sample.
+    coords : `AddCoords` before every convolution.
     """
 
-    def __init__(self, in_channels: int, size: int, out_features: int, base: int = 64, norm: bool = False):
+    def __init__(self, in_channels: int, size: int, out_features: int, base: int = 64, norm: bool = False,
+                 coords: bool = False):
         super().__init__()
         widths = _widths(_levels(size), base)
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip([in_channels, *widths[:-1]], widths)):
-            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1))
+            layers += _conv(nn.Conv2d, c_in, c_out, coords)
             if norm and i > 0:
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2))
@@ -152,8 +177,8 @@ class ConvEncoder(nn.Module):
 class Critic(ConvEncoder):
     """The WGAN critic: `ConvEncoder` without normalisation and one output (an unbounded score)."""
 
-    def __init__(self, in_channels: int, size: int, base: int = 64):
-        super().__init__(in_channels, size, 1, base, norm=False)
+    def __init__(self, in_channels: int, size: int, base: int = 64, coords: bool = False):
+        super().__init__(in_channels, size, 1, base, norm=False, coords=coords)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x)[:, 0]
@@ -164,19 +189,20 @@ class DCGenerator(nn.Module):
     stages -> transposed conv -> `LinearChannel` -> output layer (`OUTPUTS`: `ScaledTanh` or `Floor`) ->
     ``[N, channels, size, size]``.
 
-    The widths mirror the `Critic`'s (1024 ... 64 for 128 x 128 with ``base`` = 64).
+    The widths mirror the `Critic`'s (1024 ... 64 for 128 x 128 with ``base`` = 64); ``coords`` puts `AddCoords`
+    before every transposed convolution.
     """
 
     def __init__(self, latent: int, channels: int, size: int, base: int = 64, scale: float = 1.0,
-                 output: str = "tanh"):
+                 output: str = "tanh", coords: bool = False):
         super().__init__()
         widths = _widths(_levels(size), base)[::-1]
         self.latent = latent
         self.linear = nn.Linear(latent, widths[0] * 16)
         layers: list[nn.Module] = []
         for c_in, c_out in itertools.pairwise(widths):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
-        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), LinearChannel(channels),
+            layers += [*_conv(nn.ConvTranspose2d, c_in, c_out, coords), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+        layers += [*_conv(nn.ConvTranspose2d, widths[-1], channels, coords), LinearChannel(channels),
                    OUTPUTS[output](scale)]
         self.stages = nn.Sequential(*layers)
         self.width = widths[0]
@@ -241,10 +267,10 @@ class VAEGenerator(nn.Module):
     """
 
     def __init__(self, channels: int, size: int, latent: int = 256, base: int = 64, scale: float = 1.0,
-                 output: str = "tanh"):
+                 output: str = "tanh", coords: bool = False):
         super().__init__()
         self.encoder = ConvEncoder(channels, size, 2 * latent, base, norm=True)
-        self.decoder = DCGenerator(latent, channels, size, base, scale, output)
+        self.decoder = DCGenerator(latent, channels, size, base, scale, output, coords)
         self.squash = self.decoder.stages[-1]
         self.mix = nn.Sequential(nn.Conv2d(2 * channels, channels, 1), LinearChannel(channels),
                                  OUTPUTS[output](scale))
@@ -284,6 +310,8 @@ class GANNetConfig(StrictModel):
     latent: int = Field(256, ge=1)
     scale: float = Field(1.0, gt=0)
     output: Literal["tanh", "floor"] = "tanh"
+    coords: bool = Field(False, description="CoordConv: coordinate channels before every convolution of the DC "
+                         "generator (wgan, the vaegan decoder) and the critic")
 
 
 class GANOptimConfig(StrictModel):
@@ -339,15 +367,16 @@ class GANModule(L.LightningModule):
         self.output_index = [i for i in range(n_channels) if i not in self.input_index]
         n_in, n_out = len(self.input_index), len(self.output_index)
         if kind == "wgan":
-            self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale, net.output)
+            self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale, net.output, net.coords)
             critic_channels = n_channels
         elif kind == "pixgan":
             self.generator = UNetGenerator(n_in, n_out, height, net.base, net.scale, net.output)
             critic_channels = n_channels
         else:
-            self.generator = VAEGenerator(n_channels, height, net.latent, net.base, net.scale, net.output)
+            self.generator = VAEGenerator(n_channels, height, net.latent, net.base, net.scale, net.output,
+                                          net.coords)
             critic_channels = 2 * n_channels
-        self.critic = Critic(critic_channels, height, net.base)
+        self.critic = Critic(critic_channels, height, net.base, net.coords)
         self.generator_ema = AveragedModel(self.generator, multi_avg_fn=ema_warmup_avg_fn(self.optim_config.ema_decay),
                                            use_buffers=True)
         self.generator_ema.requires_grad_(False)
