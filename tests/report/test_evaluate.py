@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,6 +57,11 @@ def test_evaluate_end_to_end(tmp_path, cli):
                   "Minkowski functionals", "Clusters", "Marginal sums", "Provenance"):
         assert f"<h2>{title}" in text
     assert "Morphology" not in text  # not galaxy bands
+    covariance = text[text.index("<h2>Power spectrum covariance"):]
+    assert "<img" in covariance[:covariance.index("</section>")]  # the map-to-map correlation of P(k)
+    header = text[text.index("<header>"):text.index("</header>")]
+    assert "real.h5" in header and "same.h5" in header and "20 of 24" in header and "32 × 32 pixels" in header
+    assert "astrogen " in header and " UTC" in header
     card = json.loads((tmp_path / "same" / "scorecard.json").read_text())
     assert card  # the scorecard's own format (astrogen.stats.compare.Scorecard.to_json)
     # A set with the wrong spectral slope and amplitude must fail the power-spectrum row.
@@ -128,3 +134,22 @@ def test_morphology_is_measured_on_a_bounded_number_of_stamps_across_batches(tmp
     text = result.report.read_text()
     # samples, histograms, shape intervals, photometry intervals
     assert "<h2>Morphology" in text and text.count("data:image/png") == 4
+
+
+def test_header_names_the_model_and_its_card(tmp_path):
+    """A generated set whose provenance names a shipped model: the header names it and links its card."""
+    from astrogen.data import FieldSet
+    from astrogen.report import evaluate
+    from astrogen.tasks import PRETRAINED_DIR
+
+    real = write(tmp_path / "real.h5", gaussian_maps(6, 1, 16, -2, 0), ["delta"])
+    with FieldSet(real) as fs:
+        meta = replace(fs.meta, provenance={"generated_from": "pretrained:matter-demo"})
+    images = gaussian_maps(6, 1, 16, -2, 1)
+    with FieldSetWriter(tmp_path / "gen.h5", images.shape[1:], meta) as writer:
+        writer.append(images, {})
+    result = evaluate(real, tmp_path / "gen.h5", tmp_path / "eval", stats=["mean"])
+    header = result.report.read_text().split("</header>")[0]
+    card = (PRETRAINED_DIR / "matter-demo" / "MODEL.md").resolve()
+    assert "pretrained:matter-demo" in header and f'href="{card.as_uri()}"' in header and "training steps" in header
+    assert result.scorecard.provenance["generated"]["model"]["card"] == str(card)

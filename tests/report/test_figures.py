@@ -58,6 +58,63 @@ def test_power_figure_ratio_panel_shows_the_generated_over_real_ratio(rng):
     assert "k [h/Mpc]" in text and "P(k) [(Mpc/h)²]" in text and "generated / real" in text
     ratio_line = fig.axes[C].lines[0]  # bottom row, first channel: the ratio curve
     np.testing.assert_allclose(ratio_line.get_ydata(), 2.0)
+
+
+def tolerance_bands(ax) -> list[tuple[float, float]]:
+    """(low, high) in data units of the tolerance bands (gid "tolerance") of an axes."""
+    bands = []
+    for patch in ax.patches:
+        if patch.get_gid() == "tolerance":
+            y = (patch.get_patch_transform() + patch.get_data_transform()
+                 + ax.transData.inverted()).transform(patch.get_path().vertices)[:, 1]
+            bands.append((float(y.min()), float(y.max())))
+    return bands
+
+
+@pytest.mark.parametrize("tolerance", [None, 0.3])
+def test_power_figure_draws_the_scorecard_tolerance_band_in_every_ratio_panel(rng, tolerance):
+    from astrogen.stats.compare import REGISTRY
+
+    k = np.linspace(0.1, 2, B)
+    real = Result(k=k, power=np.broadcast_to(k**-2, (N, C, B)) * rng.uniform(0.9, 1.1, (N, C, 1)),
+                  modes=np.full(B, 8.0), dimensionless=False)
+    fig = figures.power_figure(real, real, "1/arcmin", "uK² arcmin²", CHANNELS, tolerance=tolerance)
+    expected = REGISTRY["power"].tolerance if tolerance is None else tolerance
+    for c in range(C):
+        assert tolerance_bands(fig.axes[c]) == []  # not in the P(k) panels
+        (low, high), = tolerance_bands(fig.axes[C + c])
+        assert low == pytest.approx(1 - expected) and high == pytest.approx(1 + expected)
+    legend = [t.get_text() for t in fig.axes[C].get_legend().get_texts()]
+    assert f"scorecard tolerance ±{expected:g}" in legend and "real ±1σ" in legend
+    check_png(fig)
+
+
+def test_power_correlation_is_the_correlation_over_maps(rng):
+    base = rng.normal(size=(50, C, 1))
+    power = np.concatenate([base, 2 * base + 1, -base, rng.normal(size=(50, C, 1))], axis=-1)  # [N, C, 4 bins]
+    corr = figures.power_correlation(power)
+    assert corr.shape == (C, 4, 4)
+    np.testing.assert_allclose(corr[:, 0, 1], 1.0)
+    np.testing.assert_allclose(corr[:, 0, 2], -1.0)
+    for c in range(C):
+        np.testing.assert_allclose(corr[c], np.corrcoef(power[:, c].T))
+    with pytest.raises(ValueError, match="2 maps"):
+        figures.power_correlation(power[:1])
+
+
+def test_power_correlation_figure_real_beside_generated_on_one_colour_scale(rng):
+    k = np.concatenate([[0.0], np.geomspace(0.1, 2, B - 1)])  # k = 0 is left out, as in the P(k) figure
+    real = Result(k=k, power=rng.lognormal(size=(N, C, B)), modes=np.full(B, 8.0), dimensionless=False)
+    gen = Result(k=k, power=rng.lognormal(size=(N + 3, C, B)), modes=real.modes, dimensionless=False)
+    fig = figures.power_correlation_figure(real, gen, "1/arcmin", CHANNELS)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 2 * C and len(fig.axes) == 2 * C + 1  # one shared colour bar
+    assert [ax.get_title("left") for ax in panels[:2]] == ["kappa: real", "kappa: generated"]
+    assert {ax.collections[0].get_clim() for ax in panels} == {(-1.0, 1.0)}
+    np.testing.assert_allclose(panels[1].collections[0].get_array().reshape(B - 1, B - 1),
+                               figures.power_correlation(gen.power[..., 1:])[0])
+    assert "k [1/arcmin]" in labels(fig)
+    check_png(fig)
     check_png(fig)
 
 

@@ -4,7 +4,7 @@ import struct
 import numpy as np
 import pytest
 
-from astrogen.report.style import GENERATED, REAL, figure_to_data_uri, k_unit, new_figure, power_unit, style
+from astrogen.report.style import GENERATED, REAL, REPORT_DPI, figure_to_data_uri, k_unit, new_figure, power_unit, style
 
 
 def png_size(uri: str) -> tuple[int, int]:
@@ -15,13 +15,15 @@ def png_size(uri: str) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_figure_to_data_uri_is_a_png_of_the_figure_size():
+@pytest.mark.parametrize("dpi, expected", [(REPORT_DPI, (6 * REPORT_DPI, 3 * REPORT_DPI)), (None, (600, 300)),
+                                          (50, (300, 150))])
+def test_figure_to_data_uri_is_a_png_of_the_figure_size(dpi, expected):
     with style():
         fig, axes = new_figure(2, 3, panel_size=(2.0, 1.5))
         axes[1, 2].plot(np.arange(5))
     assert axes.shape == (2, 3)
-    width, height = png_size(figure_to_data_uri(fig))
-    assert (width, height) == (600, 300)  # 100 dpi
+    width, height = png_size(figure_to_data_uri(fig) if dpi == REPORT_DPI else figure_to_data_uri(fig, dpi=dpi))
+    assert (width, height) == expected  # 6 x 3 inches at dpi; None: the figure's own 100 dpi
     assert not fig.axes  # cleared after rendering
 
 
@@ -32,7 +34,7 @@ def test_pyplot_figures_are_closed():
     import matplotlib.pyplot as plt
 
     fig = plt.figure(figsize=(2, 1), dpi=50)
-    assert png_size(figure_to_data_uri(fig)) == (100, 50)
+    assert png_size(figure_to_data_uri(fig, dpi=None)) == (100, 50)
     assert not plt.fignum_exists(fig.number)
 
 

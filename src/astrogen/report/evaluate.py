@@ -26,7 +26,7 @@ from astrogen.progress import progress_bar
 from astrogen.report import figures
 from astrogen.report.html import Section, write_report
 from astrogen.report.style import figure_to_data_uri, k_unit, power_unit
-from astrogen.stats.compare import DEFAULT_STATS, FileBatches, Scorecard, clamped_fraction, compare_batches
+from astrogen.stats.compare import DEFAULT_STATS, REGISTRY, FileBatches, Scorecard, clamped_fraction, compare_batches
 
 # With no statistics named the report scores and draws the scorecard's defaults (DEFAULT_STATS); "morphology" is
 # added for galaxy images, "marginals" always. Both are drawn but not scored: the scorecard contract does not list them.
@@ -79,7 +79,9 @@ def _subset(fs: FieldSet, n_max: int, rng: np.random.Generator, condition: str |
 
 
 def _provenance(fs: FieldSet, n_used: int) -> dict:
-    return {"file": str(Path(fs.path).resolve()), "samples": f"{n_used} of {len(fs)}", **asdict(fs.meta)}
+    model = _model(fs)
+    return {"file": str(Path(fs.path).resolve()), "samples": f"{n_used} of {len(fs)}", **asdict(fs.meta),
+            **({"model": model} if model else {})}
 
 
 def _joined(parts: list, *fields: str):
@@ -87,24 +89,24 @@ def _joined(parts: list, *fields: str):
     return replace(parts[0], **{name: np.concatenate([getattr(p, name) for p in parts]) for name in fields})
 
 
-def _model_section(fs: FieldSet) -> list[Section]:
-    """The card summary of the model that generated ``fs``, where it names a model folder or a shipped model."""
+def _model(fs: FieldSet) -> dict | None:
+    """The model that generated ``fs`` (a model folder or a shipped ``pretrained:NAME``): its summary and card."""
+    source = (fs.meta.provenance or {}).get("generated_from")
+    if not source:
+        return None
     from astrogen.errors import AstrogenError
     from astrogen.tasks import CARD, CONFIG, resolve
 
-    source = (fs.meta.provenance or {}).get("generated_from")
     try:
-        folder = resolve(source) if source else None
+        folder = resolve(source)
     except AstrogenError:
-        return []
-    if folder is None or not (folder / CONFIG).is_file():
-        return []
+        return None
+    if not (folder / CONFIG).is_file():
+        return None
     config = json.loads((folder / CONFIG).read_text())
     card = folder / CARD
-    text = (f"{source}: {config.get('summary', config.get('kind', ''))} "
-            f"({config.get('global_step')} training steps). "
-            + (f"Model card: {card.resolve()}." if card.is_file() else ""))
-    return [Section("Model", [], text)]
+    return {"source": str(source), "summary": config.get("summary", config.get("kind", "")),
+            "training_steps": config.get("global_step"), "card": str(card.resolve()) if card.is_file() else None}
 
 
 def _samples(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
@@ -141,10 +143,19 @@ def _keep_power(batch: np.ndarray, results: dict, ctx: dict, x: Inputs, kept: Ke
 
 def _power(x: Inputs, real: Kept, gen: Kept) -> list[Section]:
     ku = k_unit(x.pixel_unit)
-    fig = figures.power_figure(_joined(real["power"], "power"), _joined(gen["power"], "power"), ku,
-                               power_unit(x.units, x.pixel_unit), x.channels)
+    real_p, gen_p = _joined(real["power"], "power"), _joined(gen["power"], "power")
+    tolerance = REGISTRY["power"].tolerance
+    fig = figures.power_figure(real_p, gen_p, ku, power_unit(x.units, x.pixel_unit), x.channels, tolerance)
     sections = [Section("Power spectrum", [figure_to_data_uri(fig)],
-                        "Mean P(k) with ±1σ map-to-map scatter; bottom: generated/real.")]
+                        "Mean P(k) with ±1σ map-to-map scatter; bottom: generated/real, grey the real set's ±1σ, "
+                        f"green the scorecard's tolerance 1 ± {tolerance:g} (its distance is the mean "
+                        "|P_gen / P_real - 1| over k bins and channels: a ratio inside the band at every k passes).")]
+    fig = figures.power_correlation_figure(real_p, gen_p, ku, x.channels)
+    sections.append(Section("Power spectrum covariance", [figure_to_data_uri(fig)],
+                            "Map-to-map correlation matrix of P(k) between k bins, corr_ij = Cov(P(k_i), P(k_j)) / "
+                            "(σ_i σ_j) over the maps of each set (the per-map spectra above): real left, generated "
+                            "right, one colour scale. Off-diagonal values are mode coupling, which a generator that "
+                            "matches the mean P(k) can still miss."))
     if len(x.channels) > 1:
         k = real["r"][0][0]
         r_real, r_gen = (np.concatenate([r for _, r in kept["r"]]) for kept in (real, gen))
@@ -472,7 +483,7 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
             scorecard = compare_batches(real_batches, gen_batches, stats=scored, pixel_size=x.pixel_size, seed=seed,
                                         periodic=x.periodic, provenance=shapes, observe=observe,
                                         clamped_fraction=clamped_fraction(gen_fs))
-            sections = _model_section(gen_fs) + _samples(x, kept["real"], kept["generated"])
+            sections = _samples(x, kept["real"], kept["generated"])
             advance(1)
             for name in drawn:
                 sections += SECTIONS[name][1](x, kept["real"], kept["generated"])

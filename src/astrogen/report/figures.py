@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from astrogen.report.style import GENERATED, REAL, new_figure, style
+from astrogen.report.style import DIVERGING_CMAP, GENERATED, OKABE_ITO, REAL, new_figure, style
 
 if TYPE_CHECKING:
     from astrogen.stats.clusters import Clusters
@@ -138,12 +138,18 @@ def histogram_figure(real: Histogram, gen: Histogram, channel_names: Sequence[st
 
 
 def power_figure(real: PowerSpectrum, gen: PowerSpectrum, k_unit: str, power_unit: str,
-                 channel_names: Sequence[str]) -> Figure:
+                 channel_names: Sequence[str], tolerance: float | None = None) -> Figure:
     """Auto power spectra (mean ±1σ over maps, top) and their ratio generated/real (bottom), per channel.
 
-    In the ratio panel the grey band is the real set's ±1σ relative scatter and the coloured band the
-    generated set's scatter relative to the real mean.
+    In the ratio panel the grey band is the real set's ±1σ relative scatter, the vermillion band the
+    generated set's scatter relative to the real mean, and the green band (``gid="tolerance"``) the scorecard's
+    tolerance, 1 ± ``tolerance`` (default: the power row's, ``REGISTRY["power"].tolerance`` of
+    `astrogen.stats.compare`, on the mean |P_gen / P_real - 1|): a ratio inside it at every k passes.
     """
+    if tolerance is None:
+        from astrogen.stats.compare import REGISTRY
+
+        tolerance = REGISTRY["power"].tolerance
     k = real.k
     keep = k > 0
     label = "Δ²(k)" if real.dimensionless else f"P(k){_bracket(power_unit)}"
@@ -167,10 +173,63 @@ def power_figure(real: PowerSpectrum, gen: PowerSpectrum, k_unit: str, power_uni
                 bottom.fill_between(k[keep], (gen_mean - gen_std) / real_mean, (gen_mean + gen_std) / real_mean,
                                     color=GENERATED, alpha=0.25, linewidth=0)
                 bottom.plot(k[keep], gen_mean / real_mean, color=GENERATED)
+            bottom.axhspan(1 - tolerance, 1 + tolerance, color=OKABE_ITO["bluish_green"], alpha=0.2, linewidth=0,
+                           zorder=0, gid="tolerance", label=f"scorecard tolerance ±{tolerance:g}")
             bottom.axhline(1.0, color=REAL, linewidth=1)
             bottom.set_xlabel(f"k{_bracket(k_unit)}")
             bottom.set_ylabel("generated / real")
         axes[0, 0].legend()
+        axes[1, 0].legend()
+    return fig
+
+
+def power_correlation(power: np.ndarray) -> np.ndarray:
+    """Map-to-map correlation matrix of P(k) between k bins, per channel: ``power`` [N, C, B] -> [C, B, B].
+
+    corr_ij = Cov(P(k_i), P(k_j)) / (σ_i σ_j) over the N maps; NaN where a bin does not vary.
+    """
+    power = np.asarray(power, dtype=np.float64)
+    if len(power) < 2:
+        raise ValueError(f"a correlation over maps needs at least 2 maps, got {len(power)}")
+    dev = power - power.mean(axis=0)
+    cov = np.einsum("ncb,ncd->cbd", dev, dev) / (len(power) - 1)
+    sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return cov / (sd[:, :, None] * sd[:, None, :])
+
+
+def _log_edges(centres: np.ndarray) -> np.ndarray:
+    """Bin edges around increasing positive ``centres``: geometric midpoints, the ends mirrored."""
+    if len(centres) == 1:
+        return centres * np.array([0.8, 1.25])
+    mid = np.sqrt(centres[:-1] * centres[1:])
+    return np.concatenate([[centres[0] ** 2 / mid[0]], mid, [centres[-1] ** 2 / mid[-1]]])
+
+
+def power_correlation_figure(real: PowerSpectrum, gen: PowerSpectrum, k_unit: str,
+                             channel_names: Sequence[str]) -> Figure:
+    """The map-to-map correlation matrix of P(k) (`power_correlation`), real (left) beside generated (right).
+
+    A row per channel, one colour scale [-1, 1] shared by every panel. Off-diagonal structure is the
+    mode coupling of non-Gaussian fields (and of a finite map): a generator that reproduces the mean P(k) but not
+    its covariance shows it here.
+    """
+    keep = real.k > 0
+    edges = _log_edges(real.k[keep])
+    corr = [power_correlation(spec.power[..., keep]) for spec in (real, gen)]
+    with style():
+        fig, axes = new_figure(len(channel_names), 2, panel_size=(2.8, 2.6), sharex=True, sharey=True)
+        for c, name in enumerate(channel_names):
+            for ax, (set_label, color), matrix in zip(axes[c], SETS, corr):
+                mesh = ax.pcolormesh(edges, edges, matrix[c], cmap=DIVERGING_CMAP, vmin=-1, vmax=1)
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_box_aspect(1)
+                ax.grid(False)
+                ax.set_title(f"{name}: {set_label}", loc="left", color=color)
+                ax.set_xlabel(f"k{_bracket(k_unit)}")
+            axes[c, 0].set_ylabel(f"k{_bracket(k_unit)}")
+        fig.colorbar(mesh, ax=axes, label="corr(P(k_i), P(k_j)) over maps", shrink=0.9)
     return fig
 
 

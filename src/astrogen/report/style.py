@@ -30,6 +30,8 @@ OKABE_ITO = {
 REAL = OKABE_ITO["blue"]
 GENERATED = OKABE_ITO["vermillion"]
 IMAGE_CMAP = "viridis"  # perceptually uniform and colour-blind safe
+DIVERGING_CMAP = "BrBG"  # correlations in [-1, 1]: colour-blind safe (ColorBrewer), unlike the real/generated hues
+REPORT_DPI = 150  # PNG pixels per inch: a 3.2-inch panel is 480 px wide, shown at that size in the report's grid
 
 RC = {
     "figure.dpi": 100,
@@ -67,14 +69,18 @@ def new_figure(nrows: int = 1, ncols: int = 1, panel_size: tuple[float, float] =
     return fig, axes
 
 
-def figure_to_data_uri(fig: Figure) -> str:
-    """Render ``fig`` to PNG and return it as a ``data:image/png;base64,...`` URI; the figure is closed."""
+def figure_to_data_uri(fig: Figure, dpi: float | None = REPORT_DPI) -> str:
+    """Render ``fig`` to PNG and return it as a ``data:image/png;base64,...`` URI; the figure is closed.
+
+    ``dpi``: PNG pixels per inch of the figure's size (default `REPORT_DPI`; None: the figure's own dpi). The report
+    shows every PNG at its pixel size, so text keeps one size across figures.
+    """
     for ax in fig.axes:  # log axes spanning less than a decade would label every minor tick, overlapping
         for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
             if scale == "log":
                 axis.set_minor_formatter(NullFormatter())
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", dpi="figure" if dpi is None else dpi)
     if getattr(fig.canvas, "manager", None) is not None:  # made with pyplot: let pyplot forget it
         import matplotlib.pyplot as plt
 
