@@ -92,9 +92,9 @@ class ScaledTanh(nn.Module):
 class Floor(nn.Module):
     """``max(x, -s)``: the identity above a hard floor at -s; ``inverse`` is the identity (on outputs >= -s).
 
-    The gradient passes below the floor unchanged (straight-through; Bengio et al. 2013, arXiv:1308.3432): with
-    the clamp's zero gradient there, a latent region whose image fell entirely below the floor (an empty image)
-    would get no signal and never recover.
+    No gradient flows below the floor. Passing it straight through instead (Bengio et al. 2013) was measured
+    worse on the 1-blob set: the critic's gradient on the flat background, applied to values the critic never
+    saw, shrank the blobs (mean flux halved within 10,000 steps).
     """
 
     def __init__(self, scale: float = 1.0):
@@ -104,7 +104,7 @@ class Floor(nn.Module):
         self.scale = float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp_min(-self.scale).detach() + (x - x.detach())  # exact values, the identity's gradient
+        return x.clamp_min(-self.scale)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return y
