@@ -95,6 +95,7 @@ def test_cli_write_failure_prints_one_error_line(tmp_path, monkeypatch, cli):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_really_full_file_system_gives_one_error_line_not_a_crash(tmp_path):
     # The file-size limit makes every write past 1 MB fail (EFBIG), as a full disk does, inside HDF5;
     # before, HDF5 was left half closed and the process died with a segfault at exit.
@@ -108,6 +109,7 @@ def test_a_really_full_file_system_gives_one_error_line_not_a_crash(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_or_ctrl_c_during_simulate_removes_the_partial_file(tmp_path, signum):
     out = tmp_path / "set.h5"
@@ -123,6 +125,7 @@ def test_sigterm_or_ctrl_c_during_simulate_removes_the_partial_file(tmp_path, si
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_rerun_takes_over_the_partial_file_of_a_killed_run(tmp_path, cli):
     out, partial = tmp_path / "set.h5", tmp_path / ".set.h5.partial"
     proc = start_cli(*BIG, "--out", out)

@@ -14,6 +14,8 @@ from astrogen.stats.power import power_spectrum
 from astrogen.stats.redshift import photoz_metrics, stamp_photometry
 from astrogen.tasks import GENERATIVE, model_class
 
+pytestmark = pytest.mark.slow  # trains, samples or builds the site: `make test`, not `make test-fast`
+
 N = 48
 KINDS = {name: shipped.config(name)["kind"] for name in shipped.available()}
 GENERATORS = [name for name, kind in KINDS.items() if kind in GENERATIVE]

@@ -72,6 +72,7 @@ def test_exception_inside_writer_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_killed_writer_leaves_no_complete_looking_file(tmp_path):
     path = tmp_path / "killed.h5"
     script = textwrap.dedent(f"""

@@ -34,6 +34,7 @@ def run(tmp_path_factory):
     return root, whole, shards
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("virtual", [False, True])
 def test_merged_shards_equal_the_unsharded_set(run, tmp_path, virtual):
     root, whole, shards = run
@@ -90,6 +91,7 @@ def test_virtual_sets_read_only_inside_their_folder_tree(run, tmp_path):
         FieldSet(crafted)
 
 
+@pytest.mark.slow
 def test_incomplete_duplicate_and_foreign_shards_are_refused(run, tmp_path):
     _, _, shards = run
     out = tmp_path / "m.h5"

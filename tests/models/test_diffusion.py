@@ -148,6 +148,7 @@ def test_samples_are_clamped_only_when_asked_and_the_clamp_is_counted():
     assert (inside < np.expm1(2.5)).all() and module.clamped_pixels == 0
 
 
+@pytest.mark.slow
 def test_ema_warm_up_forgets_the_initialisation():
     # decay min(d, (1 + s) / (10 + s)): after 1,000 updates at d = 0.9995 the initial weights keep
     # prod_s beta_s of their weight, far below the fixed-decay 0.9995^1000 = 0.61.
@@ -175,6 +176,7 @@ def test_min_snr_weights_follow_the_x0_loss():
     torch.testing.assert_close(min_snr_weight(snr, 5.0, "v") * (snr + 1), snr.clamp(max=5))
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_a_small_batch():
     torch.manual_seed(0)
     module = DiffusionModule(model=TINY, image_shape=[1, 8, 8], lr=3e-3, warmup_steps=1)

@@ -176,6 +176,7 @@ def config(tmp, data, kind, **extra):
             **extra}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["wgan", "pixgan", "vaegan"])
 def test_each_gan_trains_a_few_steps_with_finite_losses_and_samples(two_channel_set, tmp_path, kind):
     one, two = two_channel_set

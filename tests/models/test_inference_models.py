@@ -25,6 +25,7 @@ def _fit(net, loss_fn, steps, lr=3e-3):
     return first, loss.item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bands", [1, 5])  # gamma-ray maps; five-band galaxy cutouts (the redshift CNN)
 def test_regressor_overfits_a_tiny_batch(bands):
     torch.manual_seed(0)
@@ -34,6 +35,7 @@ def test_regressor_overfits_a_tiny_batch(bands):
     assert last < 1e-3 < first
 
 
+@pytest.mark.slow
 def test_unet_overfits_a_tiny_batch():
     torch.manual_seed(0)
     x = torch.rand(4, 1, 16, 16)
@@ -44,6 +46,7 @@ def test_unet_overfits_a_tiny_batch():
     assert net(x).shape == (4, 1, 16, 16)
 
 
+@pytest.mark.slow
 def test_dae_overfits_a_tiny_batch():
     torch.manual_seed(0)
     x = torch.rand(4, 1, 16, 16)
@@ -90,6 +93,7 @@ def gc_file(tmp_path_factory):
     return simulate_to_file("galactic_center", 320, path, seed=1, config={"size": 32, "a_dm": [0.5, 1.5]})
 
 
+@pytest.mark.slow
 def test_dae_beats_the_noisy_input_on_held_out_images(gc_file, tmp_path):
     from astrogen.tasks import load_model
     from astrogen.train import train
@@ -112,6 +116,7 @@ def test_dae_beats_the_noisy_input_on_held_out_images(gc_file, tmp_path):
     assert mse_dae < 0.5 * mse_noisy
 
 
+@pytest.mark.slow
 def test_regressor_and_unet_train_from_configs_and_reload(gc_file, tmp_path):
     from astrogen.tasks import load_model
     from astrogen.train import train

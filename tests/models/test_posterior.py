@@ -21,6 +21,7 @@ def _draw(n, generator):
     return theta, x[:, :, None, None]  # vectors as [N, 3, 1, 1] "images"
 
 
+@pytest.mark.slow
 def test_flow_recovers_the_gaussian_linear_posterior():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
@@ -71,6 +72,7 @@ def gc_sets(tmp_path_factory):
     return train, test, other
 
 
+@pytest.mark.slow
 def test_posterior_trains_and_evaluates_through_the_cli(gc_sets, tmp_path, cli):
     from astrogen.tasks import export_model, load_model
 

@@ -1,8 +1,12 @@
 import json
 
+import pytest
+
 from astrogen.data import FieldMeta, FieldSet
 from astrogen.pipelines.demo import DEMO_MATTER, PRETRAINED, run_demo
 from astrogen.pretrained import config
+
+pytestmark = pytest.mark.slow  # trains, samples or builds the site: `make test`, not `make test-fast`
 
 
 def test_the_shipped_model_was_trained_on_the_demo_simulator_config():

@@ -44,6 +44,7 @@ def test_incompatible_sets_are_one_line_errors(tmp_path, cli):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end(tmp_path, cli):
     pytest.importorskip("astrogen.stats.compare")
     real = write(tmp_path / "real.h5", gaussian_maps(24, 2, 32, -2, 0), ["kappa", "tsz"])
@@ -71,6 +72,7 @@ def test_evaluate_end_to_end(tmp_path, cli):
     assert "Power spectrum" in text and "Peaks" not in text
 
 
+@pytest.mark.slow
 def test_streamed_evaluate_equals_compare_on_the_same_maps(tmp_path):
     """The streamed scorecard is the in-memory one: same subset, same distances and bootstrap errors."""
     from astrogen.data import FieldSet
@@ -92,6 +94,7 @@ def test_streamed_evaluate_equals_compare_on_the_same_maps(tmp_path):
     assert result.scorecard.provenance["real_shape"] == [30, 2, 32, 32]
 
 
+@pytest.mark.slow
 def test_evaluate_holds_one_batch_not_the_sets(tmp_path):
     """Traced peak memory stays below one set's maps (float32, as stored): the sets stream in batches."""
     import tracemalloc
@@ -111,6 +114,7 @@ def test_evaluate_holds_one_batch_not_the_sets(tmp_path):
     assert peak < maps[:512].nbytes, f"peak {peak / 2**20:.1f} MiB"
 
 
+@pytest.mark.slow
 def test_morphology_is_measured_on_a_bounded_number_of_stamps_across_batches(tmp_path, monkeypatch):
     import importlib
 

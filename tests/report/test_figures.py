@@ -164,6 +164,7 @@ def morphology_result(rng, n=40):
     return Result(**values, failed=failed, reason=["no source"] + [""] * (n - 1))
 
 
+@pytest.mark.slow
 def test_morphology_figures(rng):
     real, gen = morphology_result(rng), morphology_result(rng)
     fig = figures.morphology_figure(real, gen, 0, "r", "arcsec")
@@ -180,6 +181,7 @@ def test_morphology_figures(rng):
     check_png(fig)
 
 
+@pytest.mark.slow
 def test_photometry_and_judge_figures(rng):
     from astrogen.stats.redshift import Photometry, binned_photoz_metrics
 

@@ -66,6 +66,7 @@ def test_cli_prints_the_table_and_rejects_bad_checkpoints(trained, tmp_path, cap
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_redshift_judge_scores_generated_conditions(make_fieldset, tmp_path):
     from astrogen.report.evaluate import evaluate
 

@@ -45,6 +45,7 @@ def predictions(paths, which):
         return load_model(paths["judge"]).predict(fs[:].images)[:, 0], fs.params["redshift"][:]
 
 
+@pytest.mark.slow
 def test_judge_protocol_end_to_end(galaxies, tmp_path, cli, monkeypatch):
     monkeypatch.setattr(importlib.import_module("astrogen.report.evaluate"), "MORPHOLOGY_MAX", 4)  # photutils is slow
     out = tmp_path / "report"
@@ -77,6 +78,7 @@ def test_judge_protocol_end_to_end(galaxies, tmp_path, cli, monkeypatch):
     assert again["bins"] == bins
 
 
+@pytest.mark.slow
 def test_judge_defaults_to_redshift_bins(galaxies, tmp_path):
     from astrogen.report.evaluate import evaluate
 

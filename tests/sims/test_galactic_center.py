@@ -232,6 +232,7 @@ def orientation_deg(maps, pixel_deg):
     return np.degrees(0.5 * np.arctan2(2 * ixy, ixx - iyy))
 
 
+@pytest.mark.slow
 def test_rotation_turns_the_sky_and_the_mask_together():
     # Nearly equal source fluxes, so that the mask's second moments trace the source positions.
     cfg = {"size": 32, "supersample": 2, "rotate": True, "return_components": True, "n_ps_gc": (0, 0),

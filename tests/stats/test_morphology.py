@@ -103,6 +103,7 @@ def test_psf_convolved_model_matches_galsim():
     assert worst_plain > 0.1
 
 
+@pytest.mark.slow
 def test_psf_aware_fit_recovers_the_galaxy_before_seeing():
     # GalSim Sersic galaxies seen through a Gaussian PSF of FWHM 4 pixels (pixel-integrated), bright, with noise.
     rng = np.random.default_rng(3)
@@ -124,6 +125,7 @@ def test_psf_aware_fit_recovers_the_galaxy_before_seeing():
     np.testing.assert_array_equal(aware.ellipticity, plain.ellipticity)
 
 
+@pytest.mark.slow
 def test_psf_from_the_galaxy_simulator_removes_the_seeing_bias(tmp_path):
     # HSC-like galaxies (i band, Kolmogorov FWHM 0.58 arcsec = 3.45 pixels) with sky noise, bright enough for a
     # decent S/N (i ~ 17-23) and resolved (half-light radius >= 0.3 arcsec, about half the seeing FWHM).

@@ -126,6 +126,7 @@ def test_stamp_photometry_recovers_fluxes_and_colours():
     assert out.colour[1, 0] == pytest.approx(0, abs=0.03) and np.isnan(out.colour[1, 1])  # negative flux: no colour
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [10, 50, 300])
 def test_agreement_rule_false_alarm_rate(n):
     """Two sets from one heavy-tailed distribution: the 2.5-sigma joint rule fails in ~3% of bins (2.7, 3.7, 3.0%)."""

@@ -18,6 +18,8 @@ from astrogen.generate import sample_to_file
 from astrogen.sims import simulate_to_file
 from astrogen.train import train
 
+pytestmark = pytest.mark.slow  # trains, samples or builds the site: `make test`, not `make test-fast`
+
 ASTROGEN = Path(sys.executable).with_name("astrogen")
 
 
