@@ -97,22 +97,26 @@ def held_out_and_generated(name: str, n: int, seed: int, out: Path) -> tuple[Pat
 
 def scorecard_figure(rows: dict[str, dict], path: Path) -> Path:
     """One panel per model (``rows``: model -> statistic -> (distance, error, tolerance, passed)): distance /
-    tolerance per statistic with its bootstrap error, on a log scale; a statistic passes below the line at 1."""
+    tolerance per statistic with its bootstrap error, on a log scale; a statistic passes below the line at 1.
+    Ratios below 1e-3 (e.g. no pixel out of range) are drawn at 1e-3."""
     from astrogen.report.style import OKABE_ITO, new_figure, style
 
+    floor, top = 1e-3, 10.0
     with style():
-        fig, axes = new_figure(1, len(rows), panel_size=(2.6, 2.6), sharey=True)
+        fig, axes = new_figure(1, len(rows), panel_size=(2.6, 3.0), sharey=True)
         for ax, (name, card) in zip(axes[0], rows.items()):
             names = list(card)
             ratio = np.array([card[s][0] / card[s][2] for s in names])
             error = np.array([card[s][1] / card[s][2] for s in names])
             colours = [OKABE_ITO["bluish_green" if card[s][3] else "vermillion"] for s in names]
-            ax.bar(range(len(names)), ratio, yerr=error, color=colours, capsize=2)
+            ax.bar(range(len(names)), np.maximum(ratio, floor), yerr=error, color=colours, capsize=2)
             ax.axhline(1.0, color="k", lw=0.8, ls="--")
             ax.set_yscale("log")
+            top = max(top, float(np.max(ratio + error)))
             ax.set_xticks(range(len(names)), [s.replace("_", " ") for s in names], rotation=60, ha="right")
             ax.set_title(f"{name}: {sum(card[s][3] for s in names)} of {len(names)} pass")
-        axes[0][0].set_ylabel("distance / tolerance (pass < 1)")
+        axes[0][0].set_ylabel("distance / tolerance")
+        axes[0][0].set_ylim(floor, 3 * top)
         fig.savefig(path, dpi=150)
     return path
 
