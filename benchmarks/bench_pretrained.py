@@ -116,7 +116,7 @@ def scorecard_figure(rows: dict[str, dict], path: Path) -> Path:
             ax.set_xticks(range(len(names)), [s.replace("_", " ") for s in names], rotation=60, ha="right")
             ax.set_title(f"{name}: {sum(card[s][3] for s in names)} of {len(names)} pass")
         axes[0][0].set_ylabel("distance / tolerance")
-        axes[0][0].set_ylim(floor, 3 * top)
+        axes[0][0].set_ylim(floor / 3, 3 * top)  # a ratio at the floor still shows a bar
         fig.savefig(path, dpi=150)
     return path
 

@@ -71,14 +71,18 @@ class LinearChannel(nn.Module):
         return x * self.weight + self.bias
 
 
-class ScaledTanh(nn.Module):
-    """``s tanh(x / s)``: the identity for |x| << s, bounded to (-s, s). ``inverse`` is ``s atanh(y / s)``."""
+class _OutputLayer(nn.Module):
+    """An output layer with a positive ``scale`` (network units) and an ``inverse``."""
 
     def __init__(self, scale: float = 1.0):
         super().__init__()
         if scale <= 0:
-            raise ConfigError(f"ScaledTanh needs scale > 0, got {scale}")
+            raise ConfigError(f"{type(self).__name__} needs scale > 0, got {scale}")
         self.scale = float(scale)
+
+
+class ScaledTanh(_OutputLayer):
+    """``s tanh(x / s)``: the identity for |x| << s, bounded to (-s, s). ``inverse`` is ``s atanh(y / s)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * torch.tanh(x / self.scale)
@@ -89,19 +93,13 @@ class ScaledTanh(nn.Module):
         return self.scale * torch.atanh((y / self.scale).clamp(-limit, limit))
 
 
-class Floor(nn.Module):
+class Floor(_OutputLayer):
     """``max(x, -s)``: the identity above a hard floor at -s; ``inverse`` is the identity (on outputs >= -s).
 
     No gradient flows below the floor. Passing it straight through instead (Bengio et al. 2013) was measured
     worse on the 1-blob set: the critic's gradient on the flat background, applied to values the critic never
     saw, shrank the blobs (mean flux halved within 10,000 steps).
     """
-
-    def __init__(self, scale: float = 1.0):
-        super().__init__()
-        if scale <= 0:
-            raise ConfigError(f"Floor needs scale > 0, got {scale}")
-        self.scale = float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.clamp_min(-self.scale)
@@ -465,14 +463,10 @@ class GANModule(L.LightningModule):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         return super().load_state_dict(self.upgrade_state_dict(state_dict), strict=strict, assign=assign)
 
-    def _sampling_state(self) -> dict[str, torch.Tensor]:
-        """The averaged generator's weights under the generator's names."""
-        return {f"generator.{k}": v for k, v in self.generator_ema.module.state_dict().items()}
-
     def exported_state(self) -> dict[str, torch.Tensor]:
         """The state a model folder keeps (`astrogen.tasks.export_model`): the averaged generator's weights as
         the generator's; sampling needs no critic (fine-tune from the training checkpoint, which has it)."""
-        return self._sampling_state()
+        return {f"generator.{k}": v for k, v in self.generator_ema.module.state_dict().items()}
 
     def load_exported_state(self, state: dict[str, torch.Tensor]) -> None:
         """Inverse of `exported_state`: the generator and its average both get the stored weights (the critic
