@@ -4,10 +4,11 @@ Conventions (shared by every function here): ``delta_k = sum_x delta(x) exp(-i k
 ``P(k) = V |delta_k|^2 / N_pix^2`` with ``V`` the map area / box volume in physical units, so P carries
 ``<field unit>^2 <pixel unit>^d`` and ``sum_k P(k) / V = variance`` (Parseval). Wavenumbers are angular,
 ``k = 2 pi / wavelength``, in 1/<pixel unit> (h/Mpc for Mpc/h pixels, 1/arcmin for arcmin pixels).
-All maps of a batch go through one FFT (SciPy on CPU, torch on GPU); binning is one ``index_add_`` over the modes.
-float32 maps are transformed and squared in float32 (1e-6 relative round-off of each mode's power) and binned
-into float64; float64 maps stay float64 throughout, since the round-off of a float32 FFT (1e-7 of the largest
-mode) would swamp the small-scale power of spectra spanning more than ~5 decades.
+On CPU the maps go through in cache-sized chunks (SciPy's FFT, |F|^2, one ``index_add_`` that bins the chunk's
+modes), on GPU in one batch (torch); every per-mode factor (normalisation, CIC window, k^d) is folded into the
+binning weights. float32 maps are transformed, squared and binned in float32 (1e-6 relative round-off) and
+returned as float64; float64 maps stay float64 throughout, since the round-off of a float32 FFT (1e-7 of the
+largest mode) would swamp the small-scale power of spectra spanning more than ~5 decades.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import scipy.signal
 import torch
 
 from astrogen.errors import DataError
-from astrogen.stats._common import as_tensor, batch_ndim, fft
+from astrogen.stats._common import CACHE_BYTES, as_tensor, batch_ndim, chunks, fft
 
 
 @dataclass
@@ -104,8 +105,9 @@ def _shot(shot_noise, x: torch.Tensor, grid: _Grid) -> torch.Tensor | None:
     return shot
 
 
-def _binned(modes_power: torch.Tensor, grid: _Grid, edges: np.ndarray, auto: bool):
-    """Average per-mode power [..., M] in |k| bins -> (k [B], power [..., B], modes [B])."""
+def _bin_weights(grid: _Grid, edges: np.ndarray):
+    """Per-mode bin index [M] (``n_bins`` = overflow bin for modes outside the edges), averaging weight [M]
+    (multiplicity / modes in its bin), modes per bin [n_bins] and mean |k| per bin [n_bins]."""
     idx = torch.bucketize(grid.kmag, torch.as_tensor(edges, device=grid.kmag.device), right=True) - 1
     # A mode exactly on the top edge belongs to the last bin (numpy.histogram's convention).
     idx = torch.where(grid.kmag == float(edges[-1]), len(edges) - 2, idx)
@@ -115,46 +117,53 @@ def _binned(modes_power: torch.Tensor, grid: _Grid, edges: np.ndarray, auto: boo
     modes = torch.zeros(n_bins + 1, dtype=torch.float64, device=idx.device).index_add_(0, idx, grid.multiplicity)
     ksum = torch.zeros_like(modes).index_add_(0, idx, grid.multiplicity * grid.kmag)
     weights = grid.multiplicity / modes[idx].clamp(min=1)
-    power = torch.zeros(*modes_power.shape[:-1], n_bins + 1, dtype=modes_power.dtype, device=idx.device)
-    power.index_add_(power.ndim - 1, idx, modes_power * weights.to(modes_power.dtype))
-    power, modes, ksum = power[..., :n_bins], modes[:n_bins], ksum[:n_bins]
-    k = ksum / modes
-    keep = modes > 0 if auto else torch.ones_like(modes, dtype=torch.bool)
-    power = torch.where(modes > 0, power.to(torch.float64), torch.nan)
-    return k[keep].cpu().numpy(), power[..., keep].cpu().numpy(), modes[keep].cpu().numpy(), keep.cpu().numpy()
+    return idx, weights, modes[:n_bins], ksum[:n_bins] / modes[:n_bins]
 
 
 def _spectra(maps, pixel_size, bins, log_bins, deconvolve_cic, shot_noise, dimensionless, cross: bool):
     if not pixel_size > 0:
         raise DataError(f"power spectrum: pixel_size must be > 0, got {pixel_size}")
     x = as_tensor(maps, batch_ndim(maps), check_finite=False)
-    shape = tuple(x.shape[2:])
+    shape, d = tuple(x.shape[2:]), x.ndim - 2
     grid = _grid(shape, float(pixel_size), x.device)
-    f = fft("rfftn", x, tuple(range(2, x.ndim))).flatten(2)  # [N, C, M]
-    if not bool(torch.isfinite(f[..., 0]).all()):  # the k = 0 mode sums every pixel: NaN/inf show up there
-        raise DataError("power spectrum: maps contain NaN or inf")
-    # [N, C, C, M] Re(delta_a delta_b^*) or [N, C, M] |delta_k|^2, from the real and imaginary parts in place.
-    re, im = f.real, f.imag
-    p = (re[:, :, None] * re[:, None]).addcmul_(im[:, :, None], im[:, None]) if cross else re.square().addcmul_(im, im)
-    # Per-mode work stays in the input's precision (float32 halves time and memory); the result is float64.
-    p *= grid.volume / grid.npix**2
+    edges, auto = _edges(bins, log_bins, shape, float(pixel_size))
+    idx, weights, modes, k = _bin_weights(grid, edges)
+    # Every per-mode factor is folded into the binning weights, since binning is linear: the normalisation,
+    # the CIC deconvolution (window prod_i sinc^2(k_i cell / 2), squared in the power) and k^d for Delta^2.
+    norm = grid.volume / grid.npix**2
+    gain = torch.full_like(grid.kmag, norm)
+    if deconvolve_cic:
+        gain /= math.prod(torch.sinc(a * grid.cell / (2 * math.pi)) ** 4 for a in grid.axes)
+    if dimensionless:
+        gain *= grid.kmag**d / (2 * math.pi**2 if d == 3 else 2 * math.pi)
+    n_bins, (n, c) = len(edges) - 1, x.shape[:2]
+    power = torch.zeros(n, c, *((c,) if cross else ()), n_bins + 1, dtype=x.dtype, device=x.device)
+    mode_weights = (weights * gain).to(x.dtype)
+    item = c * (c if cross else 1) * len(idx) * x.element_size() * 2  # bytes of one map's complex modes
+    # On CPU, maps go through in cache-sized chunks: the FFT, |F|^2 and the binning of a chunk stay in cache.
+    for part in chunks(n, item, CACHE_BYTES if x.device.type == "cpu" else n * item):
+        f = fft("rfftn", x[part], tuple(range(2, x.ndim))).flatten(2)  # [n, C, M]
+        if not bool(torch.isfinite(f[..., 0]).all()):  # the k = 0 mode sums every pixel: NaN/inf show up there
+            raise DataError("power spectrum: maps contain NaN or inf")
+        # [n, C, C, M] Re(delta_a delta_b^*) or [n, C, M] |delta_k|^2, from the real and imaginary parts in place.
+        re, im = f.real, f.imag
+        p = (re[:, :, None] * re[:, None]).addcmul_(im[:, :, None], im[:, None]) if cross else \
+            re.square().addcmul_(im, im)
+        power[part].index_add_(p.ndim - 1, idx, p.mul_(mode_weights))
+    power = power[..., :n_bins].to(torch.float64)
     shot = _shot(shot_noise, x, grid)
     if shot is not None:
-        shot = shot.to(p.dtype).expand(x.shape[:2])
-        shot = torch.diag_embed(shot) if cross else shot
-        noise = shot[..., None]
-        if deconvolve_cic:
-            # Shot noise of CIC-painted particles is not white (Jing 2005): prod_i (1 - 2/3 sin^2(k_i cell / 2)).
-            noise = noise * math.prod(1 - 2 / 3 * torch.sin(a * grid.cell / 2) ** 2 for a in grid.axes)
-        p -= noise
-    if deconvolve_cic:
-        # The CIC window is prod_i sinc^2(k_i cell / 2); the power carries its square.
-        p /= math.prod(torch.sinc(a * grid.cell / (2 * math.pi)) ** 4 for a in grid.axes)
-    d = len(shape)
-    if dimensionless:
-        p *= grid.kmag**d / (2 * math.pi**2 if d == 3 else 2 * math.pi)
-    edges, auto = _edges(bins, log_bins, shape, float(pixel_size))
-    k, power, modes, keep = _binned(p, grid, edges, auto)
+        # White shot noise, or for CIC-painted particles prod_i (1 - 2/3 sin^2(k_i cell / 2)) (Jing 2005).
+        profile = (math.prod(1 - 2 / 3 * torch.sin(a * grid.cell / 2) ** 2 for a in grid.axes) if deconvolve_cic
+                   else torch.ones_like(gain))
+        noise = torch.zeros(n_bins + 1, dtype=torch.float64, device=x.device).index_add_(
+            0, idx, profile * weights * gain / norm)[:n_bins]  # shot noise is in units of P
+        shot = shot.to(torch.float64).expand(x.shape[:2])
+        power -= (torch.diag_embed(shot) if cross else shot)[..., None] * noise
+    keep = modes > 0 if auto else torch.ones_like(modes, dtype=torch.bool)
+    power = torch.where(modes > 0, power, torch.nan)
+    k, power, modes = k[keep].cpu().numpy(), power[..., keep].cpu().numpy(), modes[keep].cpu().numpy()
+    keep = keep.cpu().numpy()
     if auto:
         # Keep the edges of the kept bins; dropped bins are empty by construction, so no mode changes bins.
         edges = np.concatenate([edges[:-1][keep], edges[1:][keep][-1:]]) if keep.any() else edges[:1]
