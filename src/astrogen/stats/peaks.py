@@ -164,14 +164,15 @@ def peak_counts(maps, nu_edges=None, sigma=None, beam_fwhm: float | None = None,
     s = _channel_sigma(y, sigma)
     n, c = y.shape[:2]
     b = edges.size - 1
-    im, ic, ii, ij = np.nonzero(_local_maxima(y, periodic))
-    nu = y[im, ic, ii, ij] / s[ic]
+    # One flat index per peak (not four coordinate arrays): its map-channel is index // (H W).
+    where = np.flatnonzero(_local_maxima(y, periodic))
+    slot = where // (y.shape[2] * y.shape[3])  # map * C + channel
+    nu = y.reshape(-1)[where] * (1.0 / s)[slot % c]
     # vectorised histogram of all peaks of all maps: one bincount over (map, channel, bin)
     k = np.searchsorted(edges, nu, side="right") - 1
     k[nu == edges[-1]] = b - 1  # last bin closed on the right, as np.histogram
     ok = (k >= 0) & (k < b)
-    flat = (im[ok] * c + ic[ok]) * b + k[ok]
-    counts = np.bincount(flat, minlength=n * c * b).reshape(n, c, b).astype(np.float64)
+    counts = np.bincount(slot[ok] * b + k[ok], minlength=n * c * b).reshape(n, c, b).astype(np.float64)
     return PeakCounts(nu=0.5 * (edges[1:] + edges[:-1]), edges=edges, counts=counts, sigma=s)
 
 
