@@ -151,3 +151,18 @@ def test_a_few_huge_pixels_or_clamped_ones_fail_the_out_of_range_row():
     clamped = compare(real, gen, stats=["out_of_range"], n_bootstrap=20, clamped_fraction=0.002)
     assert clamped.rows[0].distance == pytest.approx(0.002) and not clamped.passed
     assert clamped.rows[0].detail["clamped_fraction"] == 0.002
+
+
+def test_peaks_row_counts_peaks_above_six_sigma():
+    """1-blob maps: the blob stands at nu ~ 7.6 sigma_real, above the -2..6 bins; a set with half the maps empty
+    (no blob) must fail the peaks row, and the real set's halves must pass."""
+    from astrogen.sims import simulate
+
+    real = simulate("blobs", 400, seed=0, config={"n_blobs": 1, "size": 32, "fwhm": 6.0}).images
+    half_empty = real[200:].copy()
+    half_empty[::2] = 0.0
+    same = compare(real[:200], real[200:], stats=["peaks"], n_bootstrap=50, periodic=False)
+    assert same.passed, same.rows[0].distance
+    assert same.rows[0].detail["x"][-1] > 6  # the top bin
+    different = compare(real[:200], half_empty, stats=["peaks"], n_bootstrap=50, periodic=False)
+    assert not different.passed, different.rows[0].distance

@@ -46,6 +46,10 @@ PDF_BINS = 50
 # The peak_profile statistic stacks peaks at least this many sigma_real high.
 PROFILE_NU = 2.0
 
+# Peak heights nu = value / sigma_real are counted in bins of 0.5 from -2 to 6, plus one bin from 6 up to the
+# highest pixel of either set, so that no peak above -2 goes uncounted (a 1-blob map's blob stands at nu ~ 7.6).
+PEAK_NU_EDGES = np.linspace(-2.0, 6.0, 17)
+
 
 @dataclass
 class SetInfo:
@@ -128,10 +132,18 @@ def _bispectrum(maps, ctx):
     return bispectrum(maps, pixel_size=ctx["pixel_size"])
 
 
+def peak_edges(ctx: dict) -> np.ndarray:
+    """nu edges of the peaks statistic: `PEAK_NU_EDGES`, and a last bin up to both sets' highest pixel above 6."""
+    real, gen = ctx["real"], ctx["generated"]
+    top = float(np.max(np.maximum(real.max, gen.max) / real.std))
+    return PEAK_NU_EDGES if top <= PEAK_NU_EDGES[-1] else np.append(PEAK_NU_EDGES, top)
+
+
 def _peaks(maps, ctx):
     from astrogen.stats.peaks import peak_counts
 
-    return peak_counts(maps, sigma=ctx["real"].std, pixel_size=ctx["pixel_size"], periodic=ctx["periodic"])
+    return peak_counts(maps, peak_edges(ctx), sigma=ctx["real"].std, pixel_size=ctx["pixel_size"],
+                       periodic=ctx["periodic"])
 
 
 def _minkowski(maps, ctx):
@@ -181,7 +193,7 @@ REGISTRY: dict[str, Statistic] = {
     "bispectrum": Statistic(_bispectrum, lambda r: (r.bispectrum, np.arange(len(r.k1), dtype=np.float64)), "chi2",
                             3.0, "chi^2 / bin of B(k1, k2, k3) on the default triangles"),
     "peaks": Statistic(_peaks, lambda r: (r.counts, r.nu), "chi2", 3.0,
-                       "chi^2 / bin of peak counts per nu = value / sigma_real"),
+                       "chi^2 / bin of peak counts per nu = value / sigma_real (bins of 0.5 from -2 to 6, one above)"),
     "minkowski": Statistic(_minkowski, lambda r: (np.concatenate([r.v0, r.v1, r.v2], -1), np.tile(r.thresholds, 3)),
                            "chi2", 3.0, "chi^2 / bin of Minkowski functionals V0, V1, V2"),
     "clusters": Statistic(_clusters, lambda r: (np.concatenate([r.count, r.skeleton_length], -1),
