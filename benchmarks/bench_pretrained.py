@@ -10,8 +10,9 @@ through the redshift-judge protocol (`JUDGES`; its report, with the morphology p
 A shipped regressor is scored on the held-out set (photo-z metrics per redshift bin for a redshift CNN). A
 minute (matter) to several minutes (galaxies: morphology fits) per model on 2 CPU cores. Run:
 ``.venv/bin/python benchmarks/bench_pretrained.py [--name matter-demo] [--n 1000] [--seed 0] [--out DIR]
-[--figure PNG]``; ``--figure`` draws the scorecards of the generators scored side by side (e.g. the blob WGAN
-chain: ``--name blobs-wgan-1 blobs-wgan-10 blobs-wgan-50 blobs-wgan-1000 --figure docs/pretrained/blob-chain.png``).
+[--guidance 1] [--figure PNG]``; ``--figure`` draws the scorecards of the generators scored side by side (e.g.
+the blob WGAN chain: ``--name blobs-wgan-1 blobs-wgan-10 blobs-wgan-50 blobs-wgan-1000 --figure
+docs/pretrained/blob-chain.png``).
 """
 
 from __future__ import annotations
@@ -85,13 +86,16 @@ def training_meta(name: str) -> FieldMeta:
     return FieldMeta.from_attrs(config["hyper_parameters"].get("data_meta") or config["training"]["data_meta"])
 
 
-def held_out_and_generated(name: str, n: int, seed: int, out: Path) -> tuple[Path, Path]:
+def held_out_and_generated(name: str, n: int, seed: int, out: Path, guidance: float = 1.0) -> tuple[Path, Path]:
     """The `held_out` set of a shipped model's training data and ``n`` samples of the model (DPM-Solver++, 20
-    steps, for diffusion models; a conditional model at the held-out maps' parameters)."""
+    steps, for diffusion models; a conditional model at the held-out maps' parameters, with classifier-free
+    ``guidance``)."""
     hparams = shipped.config(name)["hyper_parameters"]
     real = held_out(training_meta(name), n, out / f"{name}-real.h5")
+    conditional = bool(hparams.get("conditions"))
     gen = sample_to_file(f"pretrained:{name}", out / f"{name}-gen.h5", n=n, sampler="dpm", steps=20, seed=seed,
-                         cond_from=real if hparams.get("conditions") else None, overwrite=True)
+                         cond_from=real if conditional else None, guidance=guidance if conditional else 1.0,
+                         overwrite=True)
     return real, gen
 
 
@@ -124,7 +128,7 @@ def scorecard_figure(rows: dict[str, dict], path: Path) -> Path:
 def score_generator(name: str, args, out: Path) -> dict:
     """The scorecard of a generative model (and the redshift-judge protocol where its simulator has a judge);
     returns its rows (statistic -> distance, error, tolerance, passed)."""
-    real, gen = held_out_and_generated(name, args.n, args.seed, out)
+    real, gen = held_out_and_generated(name, args.n, args.seed, out, args.guidance)
     simulator = shipped.config(name)["hyper_parameters"]["data_meta"]["simulator"]
     figures = fidelity(real, gen, seed=args.seed, stats=STATS.get(simulator, DEFAULT_STATS))
     print(f"\n### pretrained:{name}: {args.n} generated vs {args.n} held-out maps\n")
@@ -205,6 +209,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="held-out and generated maps")
     parser.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
     parser.add_argument("--out", type=Path, default=None, help="keep the sets here [a temporary folder]")
+    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (conditional models)")
     parser.add_argument("--figure", type=Path, default=None, help="PNG of the generators' scorecards side by side")
     args = parser.parse_args()
     cards = {}
