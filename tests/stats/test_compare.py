@@ -123,7 +123,7 @@ def test_file_batches_read_a_sorted_subset_in_chunks_and_feed_observe(tmp_path):
         batches = FileBatches(fs, batch_size=8, index=index)
         got = list(batches)
         assert [len(b) for b in got] == [8, 8, 4] and len(batches) == 3
-        assert all(b.dtype == np.float64 for b in got)
+        assert all(b.dtype == np.float32 for b in got)  # as stored: no float64 copy
         np.testing.assert_array_equal(np.concatenate(got), maps[index])
         seen = []
         card = compare_batches(batches, FileBatches(fs, batch_size=16), stats=("power", "mean"), n_bootstrap=20,

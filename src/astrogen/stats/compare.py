@@ -374,7 +374,7 @@ def compare_batches(real_batches: Iterable[np.ndarray], generated_batches: Itera
 
     Parameters
     ----------
-    real_batches, generated_batches : re-iterables of float64 ``[n, C, H, W]`` batches (e.g. `FileBatches`),
+    real_batches, generated_batches : re-iterables of ``[n, C, H, W]`` float batches (e.g. `FileBatches`),
         read twice: once for the set-wide pixel ranges and scatter (`SetInfo`), once for the statistics.
     observe : optional ``observe(which, batch, results, context)`` called on every batch of the second pass,
         ``which`` being "real" or "generated", with the `Statistic.measure` results ``{name: result}`` of all
@@ -454,7 +454,8 @@ def compare(real, generated, stats: Sequence[str] = DEFAULT_STATS, tolerances: d
 
 
 class FileBatches:
-    """Re-iterable float64 image batches ``[n, C, H, W]`` of a FieldSet; each iteration reads the file again.
+    """Re-iterable image batches ``[n, C, H, W]`` of a FieldSet, in the file's dtype (no float64 copy: the
+    statistics see float32); each iteration reads the file again.
 
     Parameters
     ----------
@@ -480,13 +481,13 @@ class FileBatches:
     def __iter__(self) -> Iterator[np.ndarray]:
         if self.index is None:
             for batch in self.fieldset.batches(self.batch_size):
-                yield batch.images.astype(np.float64)
+                yield batch.images
             return
         for start in range(0, len(self.index), self.batch_size):
             rows = self.index[start : start + self.batch_size]
             # A run of consecutive indices is read as a slice: h5py's point selection is much slower.
             contiguous = rows[-1] - rows[0] + 1 == len(rows)
-            yield self.fieldset[slice(rows[0], rows[-1] + 1) if contiguous else rows].images.astype(np.float64)
+            yield self.fieldset[slice(rows[0], rows[-1] + 1) if contiguous else rows].images
 
 
 def clamped_fraction(fieldset) -> float:
