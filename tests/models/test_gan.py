@@ -8,18 +8,8 @@ from torch import nn
 from astrogen.data import FieldSet, FieldSetWriter
 from astrogen.errors import ConfigError, DataError
 from astrogen.generate import sample_to_file
-from astrogen.models.gan import (
-    AddCoords,
-    Critic,
-    DCGenerator,
-    Floor,
-    GANModule,
-    LinearChannel,
-    ScaledTanh,
-    UNetGenerator,
-    VAEGenerator,
-    gradient_penalty,
-)
+from astrogen.models.blocks import AddCoords
+from astrogen.models.gan import Critic, GANModule, UNetGenerator, VAEGenerator, gradient_penalty
 from astrogen.sims import simulate_to_file
 from astrogen.tasks import load_model
 from astrogen.train import train
@@ -42,10 +32,7 @@ def test_critic_matches_the_reports_table_for_128_pixels_and_5_channels():
     assert n_params(Critic(10, 128)) == 11_164_609 + 5 * 64 * 16  # VAEGAN: 10 input channels
 
 
-def test_generators_shapes_and_bounded_outputs():
-    z = torch.randn(3, 8) * 100
-    out = DCGenerator(8, 5, 32, 4, scale=2.0)(z)
-    assert out.shape == (3, 5, 32, 32) and out.abs().max() < 2.0
+def test_generators_shapes():
     assert UNetGenerator(1, 4, 32, 4)(torch.randn(3, 1, 32, 32)).shape == (3, 4, 32, 32)
     out, mu, log_var = VAEGenerator(5, 16, 6, 4)(torch.randn(3, 5, 16, 16))
     assert out.shape == (3, 5, 16, 16) and mu.shape == log_var.shape == (3, 6)
@@ -53,45 +40,13 @@ def test_generators_shapes_and_bounded_outputs():
         Critic(1, 48)
 
 
-def test_output_layers():
-    layer = LinearChannel(2)
-    with torch.no_grad():
-        layer.weight[:] = torch.tensor([2.0, -1.0]).view(1, 2, 1, 1)
-        layer.bias[:] = torch.tensor([0.5, 1.0]).view(1, 2, 1, 1)
-    x = torch.ones(1, 2, 3, 3)
-    assert torch.allclose(layer(x)[0, :, 0, 0], torch.tensor([2.5, 0.0]))
-    tanh = ScaledTanh(3.0)
-    small = torch.tensor([1e-3, -2e-3])
-    assert torch.allclose(tanh(small), small, rtol=1e-5)  # the identity near 0
-    assert tanh(torch.tensor([1e4])).item() == pytest.approx(3.0)
-    y = torch.linspace(-2.9, 2.9, 11)
-    assert torch.allclose(tanh(tanh.inverse(y)), y, atol=1e-5)
-
-
-def test_coordinate_channels():
-    out = AddCoords()(torch.zeros(2, 3, 4, 5))
-    assert out.shape == (2, 5, 4, 5) and torch.equal(out[:, :3], torch.zeros(2, 3, 4, 5))
-    assert torch.equal(out[1, 3, :, 2], torch.linspace(-1, 1, 4))
-    assert torch.equal(out[1, 4, 3], torch.linspace(-1, 1, 5))
+def test_coordinate_channels_before_every_convolution():
     module = GANModule("wgan", {**TINY, "coords": True}, {}, [1, 16, 16], ["intensity"])
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
     coords = [m for m in module.modules() if isinstance(m, AddCoords)]
     assert len(coords) == len(convs) == 6  # generator, its average and critic: 2 convolutions each
     assert module.critic.features[1].in_channels == 1 + 2  # the image and its two coordinates
     assert module.generate(3).shape == (3, 1, 16, 16) and module.critic(torch.zeros(3, 1, 16, 16)).shape == (3,)
-
-
-def test_the_floor_output_draws_an_exactly_flat_background():
-    floor = Floor(1.0)
-    x = torch.tensor([-5.0, -1.5, -0.5, 0.0, 3.0], requires_grad=True)
-    y = floor(x)
-    assert y.tolist() == [-1.0, -1.0, -0.5, 0.0, 3.0]
-    y.sum().backward()
-    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]  # no gradient below the floor
-    generator = DCGenerator(8, 1, 16, 4, scale=1.0, output="floor")
-    with torch.no_grad():
-        generator.stages[-2].bias.fill_(-100.0)  # LinearChannel: everything below the floor
-    assert torch.equal(generator(torch.randn(3, 8)), torch.full((3, 1, 16, 16), -1.0))
 
 
 def test_samples_come_from_the_generator_average():

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from astrogen.errors import ConfigError, DataError
+from astrogen.models.blocks import CNNRegressor
 from astrogen.models.denoiser import DenoisingAutoencoder
-from astrogen.models.regressor import CNNRegressor, TargetScaler, target_matrix
+from astrogen.models.regressor import TargetScaler, target_matrix
 from astrogen.models.segmentation import UNet, segmentation_loss
 
 

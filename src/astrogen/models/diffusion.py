@@ -35,6 +35,7 @@ from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
+from astrogen.models.blocks import ema_warmup_avg_fn
 from astrogen.stats.compare import RANGE_MARGIN
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
@@ -213,25 +214,6 @@ def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: str) -> torch.Te
     and min(SNR, gamma) / (SNR + 1) for v (the eps loss is SNR x, the v loss (SNR + 1) x the x_0 loss)."""
     clipped = snr.clamp(max=gamma)
     return clipped / snr if prediction == "epsilon" else clipped / (snr + 1)
-
-
-def ema_warmup_avg_fn(decay: float):
-    """EMA update with warm-up for `AveragedModel`: decay min(d, (1 + s) / (10 + s)) at update s = 0, 1, ...
-    (diffusers' EMAModel), so the average forgets its random initialisation within the first few hundred
-    steps (a fixed 0.9995 keeps 61% of it after 1,000 steps). Integer buffers are copied, not averaged."""
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
-        step = int(num_averaged) - 1  # AveragedModel copies on the first call and counts it
-        beta = min(decay, (1 + step) / (10 + step))
-        floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
-        if floats:
-            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1 - beta)
-        for a, c in zip(averaged, current):  # counters (BatchNorm's num_batches_tracked) are copied
-            if not a.is_floating_point():
-                a.copy_(c)
-
-    return update
 
 
 @torch.inference_mode()

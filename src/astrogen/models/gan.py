@@ -7,8 +7,9 @@ Networks (all images square, side a power of two >= 8, in the data transform's n
   side down to 4 x 4 (``L = log2(size) - 2``; channels 64, 128, 256, ... doubling), then Linear -> 1. For
   128 x 128 and 5 input channels that is the report's table: 64 ... 1024 channels, 11,164,609 parameters.
   Conditional GANs (PIXGAN, VAEGAN) feed it the generator's input concatenated with its output.
-* `DCGenerator` (DCWGAN-GP): latent z ~ N(0, 1) (256) -> Linear -> 4 x 4 map -> transposed-conv 4x4 +
-  BN + LeakyReLU stages -> transposed conv -> `LinearChannel` -> `ScaledTanh`; C output channels.
+* `DCGenerator` (DCWGAN-GP; in `astrogen.models.blocks`, as the VAE decodes with it): latent z ~ N(0, 1)
+  (256) -> Linear -> 4 x 4 map -> transposed-conv 4x4 + BN + LeakyReLU stages -> transposed conv ->
+  `LinearChannel` -> `ScaledTanh`; C output channels.
 * `UNetGenerator` (PIXGAN): input channels (e.g. kappa) -> U-Net -> the other channels (e.g. tSZ, kSZ, CIB,
   radio); conv + BN + LeakyReLU down, transposed conv + BN + ReLU up, skip concatenations, no BN on the
   first and last layers.
@@ -35,8 +36,6 @@ exactly flat background.
 
 from __future__ import annotations
 
-import itertools
-import math
 from typing import Literal
 
 import lightning as L
@@ -50,126 +49,20 @@ from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
-from astrogen.models.diffusion import ema_warmup_avg_fn
+from astrogen.models.blocks import (
+    OUTPUTS,
+    ConvEncoder,
+    DCGenerator,
+    LinearChannel,
+    doubling_widths,
+    ema_warmup_avg_fn,
+    kl_divergence,
+    reparameterise,
+    stride2_levels,
+)
 
 # --------------------------------------------------------------------------------------------------
-# Layers.
-
-
-class LinearChannel(nn.Module):
-    """Learned per-channel affine map ``y_c = a_c x_c + b_c`` (a = 1, b = 0 at initialisation).
-
-    Placed before `ScaledTanh` it lets each output channel choose its own range inside the tanh.
-    """
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight + self.bias
-
-
-class _OutputLayer(nn.Module):
-    """An output layer with a positive ``scale`` (network units) and an ``inverse``."""
-
-    def __init__(self, scale: float = 1.0):
-        super().__init__()
-        if scale <= 0:
-            raise ConfigError(f"{type(self).__name__} needs scale > 0, got {scale}")
-        self.scale = float(scale)
-
-
-class ScaledTanh(_OutputLayer):
-    """``s tanh(x / s)``: the identity for |x| << s, bounded to (-s, s). ``inverse`` is ``s atanh(y / s)``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * torch.tanh(x / self.scale)
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """``s atanh(y / s)``, with y clamped just inside (-s, s) so that it stays finite."""
-        limit = 1 - 1e-6
-        return self.scale * torch.atanh((y / self.scale).clamp(-limit, limit))
-
-
-class Floor(_OutputLayer):
-    """``max(x, -s)``: the identity above a hard floor at -s; ``inverse`` is the identity (on outputs >= -s).
-
-    No gradient flows below the floor. Passing it straight through instead (Bengio et al. 2013) was measured
-    worse on the 1-blob set: the critic's gradient on the flat background, applied to values the critic never
-    saw, shrank the blobs (mean flux halved within 10,000 steps).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp_min(-self.scale)
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return y
-
-
-OUTPUTS = {"tanh": ScaledTanh, "floor": Floor}
-
-
-class AddCoords(nn.Module):
-    """CoordConv (Liu et al. 2018, arXiv:1807.03247): appends two channels, the row and the column coordinate
-    scaled to [-1, 1]. A plain convolution is translation-equivariant, so a network that must draw an object at
-    a given place (a blob at (x0, y0)) has to infer where it is from the padding; with the coordinates it can
-    read it."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        rows = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
-        cols = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
-        return torch.cat([x, rows, cols], 1)
-
-
-def _conv(conv: type[nn.Module], c_in: int, c_out: int, coords: bool) -> list[nn.Module]:
-    """A 4x4 stride-2 (transposed) convolution, preceded by `AddCoords` when ``coords``."""
-    return [AddCoords(), conv(c_in + 2, c_out, 4, 2, 1)] if coords else [conv(c_in, c_out, 4, 2, 1)]
-
-
-def _levels(size: int) -> int:
-    """Stride-2 stages between a ``size`` x ``size`` image and a 4 x 4 map."""
-    levels = round(math.log2(size)) - 2
-    if size < 8 or 2 ** (levels + 2) != size:
-        raise DataError(f"GAN and VAE networks need square images whose side is a power of two >= 8, got {size}")
-    return levels
-
-
-def _widths(levels: int, base: int) -> list[int]:
-    return [base * 2**i for i in range(levels)]
-
-
-class ConvEncoder(nn.Module):
-    """Conv 4x4 stride 2 (+ optional BatchNorm) + LeakyReLU(0.2) stages down to 4 x 4, then Linear.
-
-    Parameters
-    ----------
-    in_channels : image channels.
-    size : image side (pixels, a power of two >= 8).
-    out_features : outputs of the final Linear layer.
-    base : channels of the first stage (doubling at each stage).
-    norm : BatchNorm after every convolution but the first (the VAE encoder); the critic has none, as the
-        gradient penalty is per sample.
-    coords : `AddCoords` before every convolution.
-    """
-
-    def __init__(self, in_channels: int, size: int, out_features: int, base: int = 64, norm: bool = False,
-                 coords: bool = False):
-        super().__init__()
-        widths = _widths(_levels(size), base)
-        layers: list[nn.Module] = []
-        for i, (c_in, c_out) in enumerate(zip([in_channels, *widths[:-1]], widths)):
-            layers += _conv(nn.Conv2d, c_in, c_out, coords)
-            if norm and i > 0:
-                layers.append(nn.BatchNorm2d(c_out))
-            layers.append(nn.LeakyReLU(0.2))
-        self.features = nn.Sequential(*layers, nn.Flatten())
-        self.linear = nn.Linear(widths[-1] * 16, out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.features(x))
+# Networks.
 
 
 class Critic(ConvEncoder):
@@ -180,33 +73,6 @@ class Critic(ConvEncoder):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x)[:, 0]
-
-
-class DCGenerator(nn.Module):
-    """Latent ``[N, latent]`` -> Linear -> 4 x 4 map -> transposed-conv 4x4 stride 2 + BN + LeakyReLU(0.2)
-    stages -> transposed conv -> `LinearChannel` -> output layer (`OUTPUTS`: `ScaledTanh` or `Floor`) ->
-    ``[N, channels, size, size]``.
-
-    The widths mirror the `Critic`'s (1024 ... 64 for 128 x 128 with ``base`` = 64); ``coords`` puts `AddCoords`
-    before every transposed convolution.
-    """
-
-    def __init__(self, latent: int, channels: int, size: int, base: int = 64, scale: float = 1.0,
-                 output: str = "tanh", coords: bool = False):
-        super().__init__()
-        widths = _widths(_levels(size), base)[::-1]
-        self.latent = latent
-        self.linear = nn.Linear(latent, widths[0] * 16)
-        layers: list[nn.Module] = []
-        for c_in, c_out in itertools.pairwise(widths):
-            layers += [*_conv(nn.ConvTranspose2d, c_in, c_out, coords), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
-        layers += [*_conv(nn.ConvTranspose2d, widths[-1], channels, coords), LinearChannel(channels),
-                   OUTPUTS[output](scale)]
-        self.stages = nn.Sequential(*layers)
-        self.width = widths[0]
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.linear(z).view(z.shape[0], self.width, 4, 4))
 
 
 class UNetGenerator(nn.Module):
@@ -220,7 +86,7 @@ class UNetGenerator(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, size: int, base: int = 64, scale: float = 1.0,
                  output: str = "tanh"):
         super().__init__()
-        widths = _widths(_levels(size), base)
+        widths = doubling_widths(stride2_levels(size), base)
         self.down = nn.ModuleList()
         for i, (c_in, c_out) in enumerate(zip([in_channels, *widths[:-1]], widths)):
             norm = [nn.BatchNorm2d(c_out)] if i > 0 else []
@@ -243,17 +109,6 @@ class UNetGenerator(nn.Module):
         for j, stage in enumerate(self.up):
             x = stage(x if j == 0 else torch.cat([x, skips[-1 - j]], 1))
         return self.out(x if not self.up else torch.cat([x, skips[0]], 1))
-
-
-def reparameterise(mu: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mu + exp(log_var / 2) eps, eps ~ N(0, 1) (drawn from ``generator`` on the CPU when given)."""
-    eps = draw_rows(torch.randn, len(mu), mu.shape[1:], generator, mu.device).to(mu.dtype)
-    return mu + torch.exp(0.5 * log_var) * eps
-
-
-def kl_divergence(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(log_var)) || N(0, 1)) summed over latent dimensions, ``[N]`` (nats)."""
-    return 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).sum(1)
 
 
 class VAEGenerator(nn.Module):
@@ -505,5 +360,4 @@ class GANModule(L.LightningModule):
         return fake if self.transform is None else self.transform.inverse(fake)
 
 
-__all__ = ["ConvEncoder", "Critic", "DCGenerator", "GANModule", "LinearChannel", "ScaledTanh", "UNetGenerator",
-           "VAEGenerator", "gradient_penalty", "kl_divergence", "reparameterise"]
+__all__ = ["Critic", "GANModule", "UNetGenerator", "VAEGenerator", "gradient_penalty"]

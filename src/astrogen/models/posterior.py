@@ -12,7 +12,7 @@ arXiv:1605.06376; Greenberg et al. 2019, arXiv:1905.07488, whose non-sequential 
 trained jointly with the flow, Radev et al. 2020, arXiv:2003.06281). The posterior is amortised: one forward
 pass per image, then as many samples as wanted.
 
-Pieces. The summary is `astrogen.models.regressor.CNNRegressor` (3x3 conv + ReLU + 2x2 max-pool blocks, fully
+Pieces. The summary is `astrogen.models.blocks.CNNRegressor` (3x3 conv + ReLU + 2x2 max-pool blocks, fully
 connected layers) with ``embedding`` outputs; ``channels: []`` makes it a fully connected network on the flattened
 image (used by the tests on vectors as 1 x 1 "images"). The flow is zuko's (Rozet et al., github.com/probabilists/
 zuko): a neural spline flow (``nsf``: monotonic rational-quadratic splines, Durkan et al. 2019, arXiv:1906.04032)
@@ -36,8 +36,9 @@ from torch import nn
 
 from astrogen.config import StrictModel
 from astrogen.errors import DataError
+from astrogen.models.blocks import CNNRegressor
 from astrogen.models.inference import InferenceModule
-from astrogen.models.regressor import CNNRegressor, target_matrix
+from astrogen.models.regressor import target_matrix
 
 SAMPLES_PER_PASS = 2**18  # posterior samples drawn in one pass of the flow (bounds memory)
 

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from astrogen.config import StrictModel
 from astrogen.errors import ConfigError, DataError
+from astrogen.models.blocks import CNNRegressor
 from astrogen.models.inference import InferenceModule
 
 
@@ -28,30 +28,6 @@ class RegressorConfig(StrictModel):
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1)
     hidden: list[int] = Field(default_factory=lambda: [128], description="fully connected hidden widths")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout before each hidden layer")
-
-
-class CNNRegressor(nn.Module):
-    """(conv 3x3 + ReLU + max-pool 2x2) x len(channels) -> flatten -> (linear + ReLU) x len(hidden) -> linear."""
-
-    def __init__(self, in_channels: int, size: tuple[int, int], channels: list[int], hidden: list[int],
-                 n_out: int, dropout: float = 0.0):
-        super().__init__()
-        h, w = size[0] >> len(channels), size[1] >> len(channels)
-        if h < 1 or w < 1:
-            raise DataError(f"images of {size[0]} x {size[1]} are too small for {len(channels)} pooling blocks")
-        layers, c = [], in_channels
-        for out in channels:
-            layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
-            c = out
-        self.features = nn.Sequential(*layers)
-        head, width = [nn.Flatten()], c * h * w
-        for out in hidden:
-            head += [nn.Dropout(dropout), nn.Linear(width, out), nn.ReLU()]
-            width = out
-        self.head = nn.Sequential(*head, nn.Linear(width, n_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pydantic import Field
 from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.errors import ConfigError, DataError
-from astrogen.models.gan import ConvEncoder, DCGenerator, kl_divergence, reparameterise
+from astrogen.models.blocks import ConvEncoder, DCGenerator, kl_divergence, reparameterise
 
 
 class VAENetConfig(StrictModel):

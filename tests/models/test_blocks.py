@@ -1,0 +1,46 @@
+"""Layers shared between model families."""
+
+import pytest
+import torch
+
+from astrogen.models.blocks import AddCoords, DCGenerator, Floor, LinearChannel, ScaledTanh
+
+
+def test_dc_generator_shape_and_bounded_output():
+    out = DCGenerator(8, 5, 32, 4, scale=2.0)(torch.randn(3, 8) * 100)
+    assert out.shape == (3, 5, 32, 32) and out.abs().max() < 2.0
+
+
+def test_output_layers():
+    layer = LinearChannel(2)
+    with torch.no_grad():
+        layer.weight[:] = torch.tensor([2.0, -1.0]).view(1, 2, 1, 1)
+        layer.bias[:] = torch.tensor([0.5, 1.0]).view(1, 2, 1, 1)
+    x = torch.ones(1, 2, 3, 3)
+    assert torch.allclose(layer(x)[0, :, 0, 0], torch.tensor([2.5, 0.0]))
+    tanh = ScaledTanh(3.0)
+    small = torch.tensor([1e-3, -2e-3])
+    assert torch.allclose(tanh(small), small, rtol=1e-5)  # the identity near 0
+    assert tanh(torch.tensor([1e4])).item() == pytest.approx(3.0)
+    y = torch.linspace(-2.9, 2.9, 11)
+    assert torch.allclose(tanh(tanh.inverse(y)), y, atol=1e-5)
+
+
+def test_coordinate_channels():
+    out = AddCoords()(torch.zeros(2, 3, 4, 5))
+    assert out.shape == (2, 5, 4, 5) and torch.equal(out[:, :3], torch.zeros(2, 3, 4, 5))
+    assert torch.equal(out[1, 3, :, 2], torch.linspace(-1, 1, 4))
+    assert torch.equal(out[1, 4, 3], torch.linspace(-1, 1, 5))
+
+
+def test_the_floor_output_draws_an_exactly_flat_background():
+    floor = Floor(1.0)
+    x = torch.tensor([-5.0, -1.5, -0.5, 0.0, 3.0], requires_grad=True)
+    y = floor(x)
+    assert y.tolist() == [-1.0, -1.0, -0.5, 0.0, 3.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]  # no gradient below the floor
+    generator = DCGenerator(8, 1, 16, 4, scale=1.0, output="floor")
+    with torch.no_grad():
+        generator.stages[-2].bias.fill_(-100.0)  # LinearChannel: everything below the floor
+    assert torch.equal(generator(torch.randn(3, 8)), torch.full((3, 1, 16, 16), -1.0))
