@@ -3,10 +3,12 @@
 Every row times astrogen, its baselines and its floor interleaved in one process (best of ``--repeat``), so the
 ratios are side by side even on a loaded machine. Baselines: a per-map NumPy loop with ``rfft2`` and ``bincount``
 (P(k)); the same FFT bispectrum estimator as a per-map NumPy loop; ``scipy.ndimage.maximum_filter`` per map
-(peaks); quantimpy (Minkowski, the same thresholds) and powerbox (P(k)) when installed (``pip install -e
-.[bench]``). Floors: the batched float32 ``scipy.fft`` transforms the estimator needs at least (P(k): one rfft2;
-bispectrum: one rfft2 and one irfft2 per shell; Minkowski: one rfft2 and 5 irfft2), one pass over the maps for
-peaks, the 4 FFTs of a particle-mesh force.
+(peaks); quantimpy (Minkowski, ``functionals`` of each binary map at the same thresholds) and powerbox (P(k)) when
+installed (``pip install -e .[bench]`` for powerbox; quantimpy's wheel-less sdist must be built against the
+installed NumPy: ``pip install cython && pip install --no-build-isolation quantimpy``). Floors: the batched
+float32 ``scipy.fft`` transforms the estimator needs at least (P(k): one rfft2; bispectrum: one rfft2 and one
+irfft2 per shell; Minkowski: one rfft2 and 5 irfft2), one pass over the maps for peaks (a memory floor), the 4
+FFTs of a particle-mesh force.
 Targets (issue 20): every statistic within 1.5x of its floor and faster than every baseline; the scorecard of
 1,000 vs 1,000 maps 64x64 under 1.5 s on one thread; the PM force within 4x of its FFTs at 64^3 and 128^3.
 Run: ``OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/bench_stats.py [--n 10000] [--n-score 1000]``.
@@ -127,7 +129,7 @@ def main() -> None:
     if importlib.util.find_spec("powerbox"):
         from powerbox import get_power
 
-        jobs["powerbox loop"] = lambda: [get_power(m, 64.0) for m in maps[:, 0]]
+        jobs["powerbox loop"] = lambda: [get_power(m, 64.0, bins_upto_boxlen=False) for m in maps[:, 0]]
     else:
         print("powerbox: not installed, not compared")
     report(f"P(k) of {args.n} maps 64x64 float32", interleaved(jobs, args.repeat), "floor: one rfft2")
@@ -155,7 +157,7 @@ def main() -> None:
         from quantimpy import minkowski as mk
 
         levels = thresholds * sigma[0]  # the same 20 thresholds, one binary image each, per map
-        jobs["quantimpy loop"] = lambda: [mk.functions_open(m > t) for m in structure[:, 0] for t in levels]
+        jobs["quantimpy loop"] = lambda: [mk.functionals(m > t) for m in structure[:, 0] for t in levels]
     else:
         print("quantimpy: not installed, not compared")
     report(f"Minkowski of {len(structure)} maps, 20 thresholds", interleaved(jobs, args.repeat),
