@@ -135,6 +135,14 @@ def test_peaks_figure_with_profiles(rng):
     check_png(fig)
 
 
+def test_peaks_figure_draws_a_wide_top_bin_next_to_the_others(rng):
+    edges = np.append(np.linspace(-2, 6, 17), 900.0)  # the scorecard's open top bin
+    real = Result(nu=0.5 * (edges[1:] + edges[:-1]), edges=edges, counts=rng.poisson(5, size=(N, C, 17)) * 1.0)
+    fig = figures.peaks_figure(real, real, CHANNELS, "uK")
+    assert fig.axes[0].get_xlim()[1] < 10 and "all above 6" in labels(fig)
+    check_png(fig)
+
+
 def test_minkowski_figure(rng):
     t = np.linspace(-3, 3, 25)
     real = Result(thresholds=t, v0=rng.uniform(size=(N, C, 25)), v1=rng.uniform(size=(N, C, 25)),

@@ -294,15 +294,21 @@ def peaks_figure(real: PeakCounts, gen: PeakCounts, channel_names: Sequence[str]
     `astrogen.stats.peaks.stacked_profile`.
     """
     rows = 1 if profile_real is None else 2
+    # A top bin wider than the others (the scorecard's bin from 6 up to the highest pixel) is drawn one regular
+    # bin past the last one, so that it does not stretch the axis.
+    nu, widths, xlabel = real.nu.copy(), np.diff(real.edges), "peak height ν [σ of real pixels]"
+    if len(widths) > 1 and widths[-1] > 1.5 * widths[-2]:
+        nu[-1] = real.edges[-2] + widths[-2] / 2
+        xlabel += f"; last point: all above {real.edges[-2]:g}"
     with style():
         fig, axes = new_figure(rows, len(channel_names))
         for c, name in enumerate(channel_names):
             ax = axes[0, c]
             for (label, color), peaks in zip(SETS, (real, gen)):
-                _band(ax, peaks.nu, peaks.counts[:, c], color, label)
+                _band(ax, nu, peaks.counts[:, c], color, label)
             ax.set_yscale("symlog", linthresh=1.0)
             ax.set_title(name)
-            ax.set_xlabel("peak height ν [σ of real pixels]")
+            ax.set_xlabel(xlabel)
             ax.set_ylabel("peaks per map per bin")
             if profile_real is not None:
                 ax = axes[1, c]

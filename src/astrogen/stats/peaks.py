@@ -167,7 +167,7 @@ def peak_counts(maps, nu_edges=None, sigma=None, beam_fwhm: float | None = None,
     # One flat index per peak (not four coordinate arrays): its map-channel is index // (H W).
     where = np.flatnonzero(_local_maxima(y, periodic))
     slot = where // (y.shape[2] * y.shape[3])  # map * C + channel
-    nu = y.reshape(-1)[where] * (1.0 / s)[slot % c]
+    nu = y.reshape(-1)[where] / s[slot % c]
     # vectorised histogram of all peaks of all maps: one bincount over (map, channel, bin)
     k = np.searchsorted(edges, nu, side="right") - 1
     k[nu == edges[-1]] = b - 1  # last bin closed on the right, as np.histogram
