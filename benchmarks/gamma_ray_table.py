@@ -132,8 +132,8 @@ def main() -> None:
         ours: dict[str, tuple[float, float | None]] = {}
         for name, targets in REGRESSORS.items():
             module = load_model(_train("regressor", data, root / f"reg-{name}", val_fraction, budget["regressor"], 32,
-                                       targets=targets, model={"channels": [8, 16, 32, 64], "hidden": [64]},
-                                       data={"augment": "flips"}))
+                                       model={"channels": [8, 16, 32, 64], "hidden": [64]},
+                                       data={"augment": "flips", "targets": targets}))
             err = relative_error(module.predict(test.images), module.targets_of(test.params))
             ours[f"rel. error A_dm, {name} output{'s' if name != 'single' else ''}"] = (float(err[0]), None)
             if name == "two":

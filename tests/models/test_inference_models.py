@@ -123,8 +123,9 @@ def test_regressor_and_unet_train_from_configs_and_reload(gc_file, tmp_path):
     from astrogen.train import train
 
     common = {"trainer": {"max_steps": 6, "val_every_steps": 2, "accelerator": "cpu", "devices": 1}}
-    reg = train({"kind": "regressor", "data": {"path": str(gc_file), "batch_size": 16},
-                 "targets": ["A_dm", "n_ps_disk+n_ps_gc"], "model": {"channels": [8, 8], "hidden": [16]},
+    reg = train({"kind": "regressor",
+                 "data": {"path": str(gc_file), "batch_size": 16, "targets": ["A_dm", "n_ps_disk+n_ps_gc"]},
+                 "model": {"channels": [8, 8], "hidden": [16]},
                  "optim": {"lr": 0.03}, "trainer": {**common["trainer"], "out": str(tmp_path / "reg")}},
                 progress=False)
     module = load_model(reg.checkpoint)
@@ -147,7 +148,7 @@ def test_regressor_and_unet_train_from_configs_and_reload(gc_file, tmp_path):
     prob = load_model(seg.checkpoint).predict(batch.images)
     assert prob.shape == (5, 1, 32, 32) and prob.min() >= 0 and prob.max() <= 1
     with pytest.raises(ConfigError, match="nope"):
-        train({"kind": "regressor", "data": {"path": str(gc_file)}, "targets": ["nope"],
+        train({"kind": "regressor", "data": {"path": str(gc_file), "targets": ["nope"]},
                "trainer": {**common["trainer"], "out": str(tmp_path / "bad")}}, progress=False)
 
 

@@ -78,8 +78,8 @@ def test_posterior_trains_and_evaluates_through_the_cli(gc_sets, tmp_path, cli):
 
     train, test, other = gc_sets
     config = tmp_path / "post.yaml"
-    config.write_text(f"kind: posterior\ndata: {{path: {train}, batch_size: 16}}\n"
-                      "targets: [A_dm, frac_dm, frac_ps_disk+frac_ps_gc]\n"
+    config.write_text(f"kind: posterior\ndata: {{path: {train}, batch_size: 16, "
+                      "targets: [A_dm, frac_dm, frac_ps_disk+frac_ps_gc]}\n"
                       "model: {channels: [4, 8], hidden: [16], embedding: 8, flow_hidden: [16]}\n"
                       f"trainer: {{out: {tmp_path / 'run'}, max_steps: 6, val_every_steps: 3, accelerator: cpu, "
                       "devices: 1}\n")
@@ -116,7 +116,7 @@ def test_preset_validates():
     from astrogen.train import load_train_config
 
     cfg = load_train_config(Path(__file__).parents[2] / "configs" / "gc-posterior.yaml")
-    assert cfg.kind == "posterior" and cfg.targets[-1] == "frac_ps_disk+frac_ps_gc"
+    assert cfg.kind == "posterior" and cfg.data.targets[-1] == "frac_ps_disk+frac_ps_gc"
 
 
 def test_the_report_says_plainly_when_coverage_fails():

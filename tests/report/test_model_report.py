@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
     data = simulate_to_file("galactic_center", 48, root / "gc.h5", seed=2,
                             config={"size": 16, "supersample": 2, "a_dm": [0.5, 1.5]})
     configs = {
-        "regressor": {"targets": ["A_dm", "n_ps_disk"], "model": {"channels": [4, 4], "hidden": [8]}},
+        "regressor": {"data": {"targets": ["A_dm", "n_ps_disk"]}, "model": {"channels": [4, 4], "hidden": [8]}},
         "segmentation": {"model": {"channels": [4, 4, 4, 4], "bridge": 8}},
         "denoiser": {"data": {"transform": [{"name": "MaxNorm"}]}, "model": {"channels": [4, 4]}},
     }
@@ -71,8 +71,8 @@ def test_redshift_judge_scores_generated_conditions(make_fieldset, tmp_path):
     from astrogen.report.evaluate import evaluate
 
     path, _, params, _ = make_fieldset(n=12, shape=(2, 8, 8))
-    ckpt = train({"kind": "regressor", "data": {"path": str(path), "batch_size": 4, "transform": [{"name": "MinMax"}]},
-                  "targets": ["redshift"], "model": {"channels": [4], "hidden": [4]},
+    ckpt = train({"kind": "regressor", "data": {"path": str(path), "batch_size": 4, "transform": [{"name": "MinMax"}],
+                                                "targets": ["redshift"]}, "model": {"channels": [4], "hidden": [4]},
                   "trainer": {**TRAINER, "out": str(tmp_path / "z")}}, progress=False).checkpoint
     result = evaluate(path, path, tmp_path / "eval", stats=["mean"], judge=ckpt)
     with FieldSet(path) as fs:
@@ -81,8 +81,8 @@ def test_redshift_judge_scores_generated_conditions(make_fieldset, tmp_path):
     assert "Redshift judge" in result.report.read_text()
     from astrogen.errors import ConfigError
 
-    other = train({"kind": "regressor", "data": {"path": str(path), "batch_size": 4, "transform": [{"name": "MinMax"}]},
-                   "targets": ["amplitude"], "model": {"channels": [4], "hidden": [4]},
+    other = train({"kind": "regressor", "data": {"path": str(path), "batch_size": 4, "transform": [{"name": "MinMax"}],
+                                                 "targets": ["amplitude"]}, "model": {"channels": [4], "hidden": [4]},
                    "trainer": {**TRAINER, "out": str(tmp_path / "a")}}, progress=False).checkpoint
     with pytest.raises(ConfigError, match="redshift regressor"):
         evaluate(path, path, tmp_path / "eval2", stats=["mean"], judge=other)

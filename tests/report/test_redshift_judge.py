@@ -15,8 +15,9 @@ GALAXIES = {"size": 16, "fft_size": 32}
 
 
 def tiny_regressor(data, target, out):
-    return train({"kind": "regressor", "targets": [target],
-                  "data": {"path": str(data), "batch_size": 8, "transform": [{"name": "SignLog"}, {"name": "MinMax"}]},
+    return train({"kind": "regressor",
+                  "data": {"path": str(data), "targets": [target], "batch_size": 8,
+                           "transform": [{"name": "SignLog"}, {"name": "MinMax"}]},
                   "model": {"channels": [4], "hidden": [4]}, "trainer": {**TRAINER, "out": str(out)}},
                  progress=False).checkpoint
 

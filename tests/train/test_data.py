@@ -4,7 +4,7 @@ import pytest
 from astrogen.data import FieldSet
 from astrogen.errors import ConfigError, DataError
 from astrogen.sims import simulate_to_file
-from astrogen.train import DataConfig, InferenceData, prepare_split
+from astrogen.train import DataConfig, prepare_split
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,8 @@ def test_split_refusals(blobs):
     with pytest.raises(DataError, match="C >= 2"):
         prepare_split(DataConfig(path=str(blobs)), seed=0, min_channels=2)
     with pytest.raises(ConfigError, match="no columns"):
-        prepare_split(InferenceData(path=str(blobs)), seed=0, columns=["redshift"])
-    max_norm = InferenceData(path=str(blobs), transform=[{"name": "MaxNorm"}])
+        prepare_split(DataConfig(path=str(blobs)), seed=0, columns=["redshift"])
+    max_norm = DataConfig(path=str(blobs), transform=[{"name": "MaxNorm"}])
     assert prepare_split(max_norm, seed=0).n_train == 11  # per-image maps are fine for inputs...
     with pytest.raises(ConfigError, match="MaxNorm"):  # ...not for samples that must be mapped back
         prepare_split(max_norm, seed=0, invertible=True)

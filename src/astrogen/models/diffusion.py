@@ -36,6 +36,7 @@ from astrogen.data.transforms import Transform
 from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
 from astrogen.models.blocks import ema_warmup_avg_fn
+from astrogen.models.optim import AveragedOptimConfig
 from astrogen.stats.compare import RANGE_MARGIN
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
@@ -80,6 +81,12 @@ class DiffusionConfig(StrictModel):
         if any(c % self.attention_heads for c in self.channels[len(self.channels) - self.attention_levels :]):
             raise ValueError("attention widths must be divisible by attention_heads")
         return self
+
+
+class DiffusionOptimConfig(AveragedOptimConfig):
+    """`AveragedOptimConfig` (AdamW) plus a linear warm-up of the learning rate."""
+
+    warmup_steps: int = Field(500, ge=0, description="steps of linear learning-rate warm-up from 0")
 
 
 class NoiseSchedule(nn.Module):

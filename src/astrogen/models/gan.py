@@ -41,7 +41,7 @@ from typing import Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -60,6 +60,7 @@ from astrogen.models.blocks import (
     reparameterise,
     stride2_levels,
 )
+from astrogen.models.optim import AveragedOptimConfig
 
 # --------------------------------------------------------------------------------------------------
 # Networks.
@@ -167,18 +168,24 @@ class GANNetConfig(StrictModel):
                          "generator (wgan, the vaegan decoder) and the critic")
 
 
-class GANOptimConfig(StrictModel):
-    """Adam for both networks, the critic-to-generator step ratio and the loss weights."""
+class GANOptimConfig(AveragedOptimConfig):
+    """`AveragedOptimConfig` for both networks (``lr`` the generator's), plus the critic's learning rate, Adam's
+    betas, the critic-to-generator step ratio and the loss weights."""
 
-    lr_generator: float = Field(1e-4, gt=0)
-    lr_critic: float = Field(1e-4, gt=0)
+    lr_critic: float | None = Field(None, gt=0, description="the critic's learning rate (None: lr)")
     betas: tuple[float, float] = (0.5, 0.9)
     n_critic: int = Field(5, ge=1, description="critic steps per generator step")
     gp_weight: float = Field(10.0, ge=0, description="lambda of the gradient penalty")
     kl_weight: float = Field(1e-3, ge=0, description="VAEGAN: weight of the KL term")
     l1_weight: float = Field(0.0, ge=0, description="PIXGAN/VAEGAN: weight of an L1 term to the target")
-    ema_decay: float = Field(0.999, ge=0, lt=1, description="decay per generator step of the weight average "
-                             "that samples are drawn from (0: the raw generator)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _generator_lr_is_lr(cls, values):
+        """``lr_generator``, the key before every kind shared `OptimConfig` (shipped models store it), is ``lr``."""
+        if isinstance(values, dict) and "lr_generator" in values:
+            values = {"lr": values["lr_generator"], **{k: v for k, v in values.items() if k != "lr_generator"}}
+        return values
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,6 +277,7 @@ class GANModule(L.LightningModule):
         d_loss = -wasserstein + o.gp_weight * penalty
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
+        self._clip(opt_d)
         opt_d.step()
         out = {"d_loss": d_loss.detach(), "wasserstein": wasserstein.detach()}
         self.log_dict({"train/d_loss": out["d_loss"], "train/wasserstein": out["wasserstein"],
@@ -284,6 +292,7 @@ class GANModule(L.LightningModule):
                 g_loss = g_loss + o.l1_weight * F.l1_loss(fake, x)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
+            self._clip(opt_g)
             opt_g.step()
             self.untoggle_optimizer(opt_g)
             self.generator_ema.update_parameters(self.generator)
@@ -298,10 +307,18 @@ class GANModule(L.LightningModule):
         wasserstein = self.critic(self._critic_view(x, x)).mean() - self.critic(self._critic_view(x, fake)).mean()
         self.log("val/wasserstein", wasserstein, sync_dist=True, batch_size=x.shape[0])
 
+    def _clip(self, optimizer) -> None:
+        """Clip the gradients of ``optimizer``'s network to norm ``optim.grad_clip`` (manual optimisation: the
+        Trainer does not)."""
+        clip = self.optim_config.grad_clip
+        if clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+
     def configure_optimizers(self):
         o = self.optim_config
-        return (torch.optim.Adam(self.generator.parameters(), lr=o.lr_generator, betas=o.betas),
-                torch.optim.Adam(self.critic.parameters(), lr=o.lr_critic, betas=o.betas))
+        lr_critic = o.lr if o.lr_critic is None else o.lr_critic
+        return (torch.optim.Adam(self.generator.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay),
+                torch.optim.Adam(self.critic.parameters(), lr=lr_critic, betas=o.betas, weight_decay=o.weight_decay))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[KIND_KEY] = "gan"

@@ -3,7 +3,7 @@
 Convolution (3x3) + ReLU + 2x2 max-pool stacks, then fully connected layers with ReLU, one linear output
 per target. Targets are parameter columns, or sums of columns written ``"n_ps_disk+n_ps_gc"`` (the total
 point-source count); each is mapped to [0, 1] by its training-split min and max (`TargetScaler`) for the
-loss (MSE) and mapped back for predictions. With five-band galaxy cutouts and ``targets: [redshift]`` it
+loss (MSE) and mapped back for predictions. With five-band galaxy cutouts and ``data.targets: [redshift]`` it
 is the redshift CNN that judges redshift-conditioned generated galaxies (``astrogen evaluate --judge``).
 """
 

@@ -21,6 +21,7 @@ from astrogen.config import KIND_KEY, StrictModel
 from astrogen.data.transforms import Transform
 from astrogen.errors import ConfigError, DataError
 from astrogen.models.blocks import ConvEncoder, DCGenerator, kl_divergence, reparameterise
+from astrogen.models.optim import OptimConfig
 
 
 class VAENetConfig(StrictModel):
@@ -31,12 +32,10 @@ class VAENetConfig(StrictModel):
     scale: float = Field(3.0, gt=0, description="ScaledTanh bound of the decoder output, network units")
 
 
-class VAEOptimConfig(StrictModel):
-    """Adam and the weight of the KL term."""
+class VAEOptimConfig(OptimConfig):
+    """`OptimConfig` (Adam) plus the weight of the KL term."""
 
-    lr: float = Field(1e-3, gt=0)
     beta: float = Field(1.0, ge=0, description="KL weight (1 = ELBO, > 1 = beta-VAE)")
-    grad_clip: float = Field(10.0, gt=0)
 
 
 def negative_elbo(x: torch.Tensor, reconstruction: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor,
@@ -92,7 +91,7 @@ class VAEModule(L.LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.optim_config.lr)
+        return torch.optim.Adam(self.parameters(), lr=self.optim_config.lr, weight_decay=self.optim_config.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[KIND_KEY] = "vae"

@@ -58,9 +58,10 @@ def stage_config(kind: str, data: str | os.PathLike, out: str | os.PathLike, max
     """The training config of one stage (``kind`` wgan, pixgan or vaegan) on the FieldSet ``data``."""
     return {
         "kind": kind,
-        "data": {"path": str(data), "val_fraction": 0.05, "transform": TRANSFORM, "batch_size": batch_size},
-        "inputs": ["kappa"] if kind == "pixgan" else [],
+        "data": {"path": str(data), "val_fraction": 0.05, "transform": TRANSFORM, "batch_size": batch_size,
+                 "inputs": ["kappa"] if kind == "pixgan" else []},
         "model": {"base": base, "latent": latent, "scale": scale},
+        "optim": {"grad_clip": None},  # the report's Adam, unclipped
         "trainer": {"out": str(out), "max_steps": max_steps, "max_minutes": minutes, "seed": seed,
                     "val_every_steps": max(1, min(500, max_steps // 2)), "log_every_steps": 10},
     }

@@ -411,7 +411,7 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
         colours) are then also shown as 95% intervals per bin of it (needs the morphology section). With a
         ``judge`` it defaults to ``by`` (when morphology is drawn), binned by the judge's bins.
     progress : show a progress bar on stderr.
-    judge : checkpoint of a redshift regressor (``targets: [redshift]``, e.g. ``configs/galaxies-zcnn.yaml``):
+    judge : checkpoint of a redshift regressor (``data.targets: [redshift]``, e.g. ``configs/galaxies-zcnn.yaml``):
         the redshift-judge protocol. It predicts the redshift of every selected real (held out from its
         training) and generated map; per bin of ``by`` the bias, sigma_NMAD, outlier fraction and mean HSC
         loss (`astrogen.stats.redshift.binned_photoz_metrics`, against each set's ``redshift`` parameter: the

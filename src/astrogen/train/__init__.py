@@ -5,9 +5,18 @@ Lightning Trainer (`astrogen.train.trainer`).
 (default ``diffusion``) picks its experiment config (`EXPERIMENTS`) and its `Task` (`TASKS`).
 """
 
-from astrogen.train.config import EXPERIMENTS, DataConfig, InferenceData, RunConfig, TrainConfig, load_train_config
+from astrogen.train.config import (
+    EXPERIMENTS,
+    DataConfig,
+    Experiment,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+    load_train_config,
+)
 from astrogen.train.data import Split, prepare_split
 from astrogen.train.trainer import TASKS, Task, TrainResult, build_module, build_trainer, get_task, train
 
-__all__ = ["EXPERIMENTS", "TASKS", "DataConfig", "InferenceData", "RunConfig", "Split", "Task", "TrainConfig",
-           "TrainResult", "build_module", "build_trainer", "get_task", "load_train_config", "prepare_split", "train"]
+__all__ = ["EXPERIMENTS", "TASKS", "DataConfig", "Experiment", "OptimConfig", "RunConfig", "Split", "Task",
+           "TrainConfig", "TrainResult", "build_module", "build_trainer", "get_task", "load_train_config",
+           "prepare_split", "train"]

@@ -1,75 +1,62 @@
-"""Training experiments: one config per kind of model, validated from YAML with dotted overrides.
+"""Training experiments: one config shape for every kind of model, validated from YAML with dotted overrides.
 
-Every experiment has the same shape: ``kind`` (default ``diffusion``), ``data`` (a FieldSet, its split, the
-transform to network space, augmentation, loaders), ``model`` (the network's config from `astrogen.models`),
-``optim`` and ``trainer`` (`RunConfig`), plus the few keys a kind adds (GAN ``inputs``, ``convergence``,
-``collapse``; ``init_from``; inference ``targets``). `EXPERIMENTS` maps each kind to its config.
+Every experiment has the same sections (`Experiment`): ``kind`` (default ``diffusion``), ``data`` (`DataConfig`: a
+FieldSet, its split, the transform to network space, augmentation, loaders, and the parameter columns or channels
+the kind reads: ``conditions``, ``targets`` or ``inputs``), ``model`` (the network's config from `astrogen.models`),
+``optim`` (`OptimConfig`, or its subclass with the kind's extras), ``init_from`` (transfer learning) and ``trainer``
+(`RunConfig`); diffusion adds ``conditioning``, the GANs ``convergence`` and ``collapse``. `EXPERIMENTS` maps each
+kind to its config. Keys of older files that moved (top-level ``targets`` and ``inputs``) are one-line errors
+naming the new place.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from astrogen.config import StrictModel, load_yaml, validate_config
-from astrogen.errors import UnknownNameError
+from astrogen.errors import ConfigError, UnknownNameError
 from astrogen.models.denoiser import DAEConfig
-from astrogen.models.diffusion import DiffusionConfig
+from astrogen.models.diffusion import DiffusionConfig, DiffusionOptimConfig
 from astrogen.models.gan import GANNetConfig, GANOptimConfig
+from astrogen.models.optim import OptimConfig
 from astrogen.models.posterior import PosteriorConfig
 from astrogen.models.regressor import RegressorConfig
 from astrogen.models.segmentation import UNetConfig
 from astrogen.models.vae import VAENetConfig, VAEOptimConfig
 
+COLUMNS = ("conditions", "targets", "inputs")  # the `DataConfig` keys that only some kinds read
+MOVED = {"targets": "data.targets", "inputs": "data.inputs"}  # old top-level keys -> where they live now
+
 
 class DataConfig(StrictModel):
-    """Training data of a generative model: a FieldSet, its split, the transform to network space and
-    augmentation."""
+    """Training data, the same for every kind: a FieldSet, its split, the transform to network space,
+    augmentation, loaders and the columns the kind reads.
+
+    ``transform`` and ``augment`` default to ``[MinMax]`` and ``true`` (generative kinds); the inference kinds
+    (regressor, segmentation, denoiser, posterior) default to ``[Log1p, MinMax]`` (counts maps) and ``false`` (a
+    target may change under a rotation). ``val_fraction`` 0 suits only the GANs: the other kinds keep the
+    checkpoint with the best validation loss. Only the kinds named in the descriptions of ``conditions``,
+    ``targets`` and ``inputs`` accept them.
+    """
 
     path: str = Field(description="FieldSet file")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="last fraction of the file held out")
-    conditions: list[str] = Field(default_factory=list, description="param columns to condition on")
-    transform: list[dict] = Field(default_factory=lambda: [{"name": "MinMax"}], description="Compose stages")
-    augment: bool = Field(True, description="random dihedral symmetries")
-    shift: bool = Field(False, description="random periodic shifts (periodic sets only)")
-    batch_size: int = Field(32, ge=1, description="global batch, split across devices x nodes")
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes per device")
-
-
-class InferenceData(StrictModel):
-    """Training data of an inference network: a FieldSet, its split, input transform and augmentation."""
-
-    path: str = Field(description="FieldSet file")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="last fraction of the file held out")
-    transform: list[dict] = Field(default_factory=lambda: [{"name": "Log1p"}, {"name": "MinMax"}],
-                                  description="Compose stages mapping physical images to network inputs")
+    conditions: list[str] = Field(default_factory=list, description="diffusion: param columns to condition on")
+    targets: list[str] = Field(default_factory=list, description="regressor, posterior (at least one): param "
+                               "columns to predict, or sums of them ('a+b')")
+    inputs: list[str] = Field(default_factory=list, description="pixgan: channels given to the generator")
+    transform: list[dict] = Field(default_factory=lambda: [{"name": "MinMax"}],
+                                  description="Compose stages mapping physical images to network space")
     augment: bool | Literal["flips"] = Field(
-        False, description="random symmetries: true, the 8 dihedral maps (only if no direction is preferred); "
+        True, description="random symmetries: true, the 8 dihedral maps (only if no direction is preferred); "
         "'flips', the mirror flips about both image axes and the half turn (they keep a horizontal disk horizontal)")
     shift: bool = Field(False, description="random periodic shifts (periodic sets only)")
     batch_size: int = Field(32, ge=1, description="global batch, split across devices x nodes")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per device")
-
-
-class OptimConfig(StrictModel):
-    """AdamW with linear warm-up, gradient clipping and an EMA of the weights."""
-
-    lr: float = Field(2e-5, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(500, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    ema_decay: float = Field(0.999, ge=0, lt=1)
-
-
-class InferenceOptim(StrictModel):
-    """Adam with weight decay and gradient clipping."""
-
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
 
 
 class ConditioningConfig(StrictModel):
@@ -114,85 +101,106 @@ class RunConfig(StrictModel):
     seed: int = Field(0, ge=0)
 
 
-class TrainConfig(StrictModel):
-    """A diffusion training experiment (``kind: diffusion``, the default)."""
+class Experiment(StrictModel):
+    """The sections of every experiment; each kind's subclass fixes ``kind`` and the types of ``model`` and
+    ``optim``, and says which of ``data.conditions``, ``targets`` and ``inputs`` it reads (``columns``: name ->
+    required)."""
 
-    kind: Literal["diffusion"] = "diffusion"
+    columns: ClassVar[dict[str, bool]] = {}
+    data_defaults: ClassVar[dict] = {}  # the kind's defaults of `DataConfig` keys, where they differ
+
+    kind: str
     data: DataConfig
-    model: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    model: StrictModel
     optim: OptimConfig = Field(default_factory=OptimConfig)
-    conditioning: ConditioningConfig = Field(default_factory=ConditioningConfig)
+    init_from: str | None = Field(None, description="checkpoint whose weights start the run (transfer learning; "
+                                  "same network and image size)")
     trainer: RunConfig = Field(default_factory=RunConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_data_defaults(cls, values):
+        if cls.data_defaults and isinstance(values, dict) and isinstance(values.get("data"), dict):
+            values = {**values, "data": {**cls.data_defaults, **values["data"]}}
+        return values
 
-class GANTrainConfig(StrictModel):
-    """A GAN experiment: ``kind`` wgan (DCWGAN-GP), pixgan (``inputs`` channels -> the others) or vaegan."""
+
+class TrainConfig(Experiment):
+    """A diffusion training experiment (``kind: diffusion``, the default)."""
+
+    columns: ClassVar[dict[str, bool]] = {"conditions": False}
+
+    kind: Literal["diffusion"] = "diffusion"
+    model: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    optim: DiffusionOptimConfig = Field(default_factory=DiffusionOptimConfig)
+    conditioning: ConditioningConfig = Field(default_factory=ConditioningConfig)
+
+
+class GANTrainConfig(Experiment):
+    """A GAN experiment: ``kind`` wgan (DCWGAN-GP), pixgan (``data.inputs`` channels -> the others) or vaegan."""
+
+    columns: ClassVar[dict[str, bool]] = {"inputs": False}  # GANModule checks that pixgan, and only it, has some
 
     kind: Literal["wgan", "pixgan", "vaegan"] = "wgan"
-    data: DataConfig
-    inputs: list[str] = Field(default_factory=list, description="pixgan: channels given to the generator")
     model: GANNetConfig = Field(default_factory=GANNetConfig)
     optim: GANOptimConfig = Field(default_factory=GANOptimConfig)
     convergence: ConvergenceConfig = Field(default_factory=ConvergenceConfig)
     collapse: CollapseConfig = Field(default_factory=CollapseConfig)
-    init_from: str | None = Field(None, description="checkpoint whose weights start the run (transfer learning)")
     trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/gan"))
 
 
-class VAETrainConfig(StrictModel):
+class VAETrainConfig(Experiment):
     """A VAE experiment (``kind: vae``)."""
 
     kind: Literal["vae"] = "vae"
-    data: DataConfig
     model: VAENetConfig = Field(default_factory=VAENetConfig)
     optim: VAEOptimConfig = Field(default_factory=VAEOptimConfig)
-    init_from: str | None = Field(None, description="checkpoint whose weights start the run (transfer learning)")
     trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/vae"))
 
 
-class RegressorExperiment(StrictModel):
+class InferenceExperiment(Experiment):
+    """The inference kinds' defaults: inputs through ``[Log1p, MinMax]``, no augmentation."""
+
+    data_defaults: ClassVar[dict] = {"transform": [{"name": "Log1p"}, {"name": "MinMax"}], "augment": False}
+
+
+class RegressorExperiment(InferenceExperiment):
     """A regressor training experiment (``kind: regressor``)."""
 
+    columns: ClassVar[dict[str, bool]] = {"targets": True}
+
     kind: Literal["regressor"] = "regressor"
-    data: InferenceData
-    targets: list[str] = Field(min_length=1, description="param columns, or sums of them ('a+b')")
     model: RegressorConfig = Field(default_factory=RegressorConfig)
-    optim: InferenceOptim = Field(default_factory=InferenceOptim)
     trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/regressor"))
 
 
-class SegmentationExperiment(StrictModel):
+class SegmentationExperiment(InferenceExperiment):
     """A segmentation training experiment (``kind: segmentation``)."""
 
     kind: Literal["segmentation"] = "segmentation"
-    data: InferenceData
     model: UNetConfig = Field(default_factory=UNetConfig)
-    optim: InferenceOptim = Field(default_factory=InferenceOptim)
     trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/segmentation"))
 
 
-class DenoiserExperiment(StrictModel):
+class DenoiserExperiment(InferenceExperiment):
     """A denoising-autoencoder training experiment (``kind: denoiser``)."""
 
     kind: Literal["denoiser"] = "denoiser"
-    data: InferenceData
     model: DAEConfig = Field(default_factory=DAEConfig)
-    optim: InferenceOptim = Field(default_factory=InferenceOptim)
     trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/denoiser"))
 
 
-class PosteriorExperiment(StrictModel):
+class PosteriorExperiment(InferenceExperiment):
     """A neural posterior estimation experiment (``kind: posterior``)."""
 
+    columns: ClassVar[dict[str, bool]] = {"targets": True}
+
     kind: Literal["posterior"] = "posterior"
-    data: InferenceData
-    targets: list[str] = Field(min_length=1, description="param columns, or sums of them ('a+b')")
     model: PosteriorConfig = Field(default_factory=PosteriorConfig)
-    optim: InferenceOptim = Field(default_factory=InferenceOptim)
     trainer: RunConfig = Field(default_factory=lambda: RunConfig(out="runs/posterior"))
 
 
-EXPERIMENTS: dict[str, type[BaseModel]] = {
+EXPERIMENTS: dict[str, type[Experiment]] = {
     "diffusion": TrainConfig, "wgan": GANTrainConfig, "pixgan": GANTrainConfig, "vaegan": GANTrainConfig,
     "vae": VAETrainConfig, "regressor": RegressorExperiment, "segmentation": SegmentationExperiment,
     "denoiser": DenoiserExperiment, "posterior": PosteriorExperiment,
@@ -214,14 +222,23 @@ def apply_overrides(values: dict, overrides: Mapping[str, object]) -> dict:
 
 
 def load_train_config(source: str | os.PathLike | Mapping | BaseModel,
-                      overrides: Mapping[str, object] | None = None) -> BaseModel:
+                      overrides: Mapping[str, object] | None = None) -> Experiment:
     """Validate a training config (YAML file, dict or config model) with dotted overrides, by its ``kind``."""
     if isinstance(source, BaseModel):
         source = source.model_dump()
     where = str(source) if isinstance(source, (str, os.PathLike)) else "train config"
     values = apply_overrides(load_yaml(source) if isinstance(source, (str, os.PathLike)) else dict(source),
                              overrides or {})
+    for key, new in MOVED.items():
+        if key in values:
+            raise ConfigError(f"{where}: {key} moved to {new}")
     kind = values.get("kind", "diffusion")
     if kind not in EXPERIMENTS:
         raise UnknownNameError(f"unknown kind {kind!r}; available: {', '.join(sorted(EXPERIMENTS))}")
-    return validate_config(EXPERIMENTS[kind], values, where)
+    cfg = validate_config(EXPERIMENTS[kind], values, where)
+    for key in COLUMNS:
+        if getattr(cfg.data, key) and key not in cfg.columns:
+            raise ConfigError(f"{where}: data.{key}: a {kind} experiment takes no {key}")
+        if cfg.columns.get(key) and not getattr(cfg.data, key):
+            raise ConfigError(f"{where}: data.{key}: a {kind} experiment needs at least one")
+    return cfg

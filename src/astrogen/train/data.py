@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel
 from torch.utils.data import DataLoader
 
 from astrogen.data import Augment, FieldMeta, FieldSet
@@ -18,6 +17,7 @@ from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import MaxNorm, Transform
 from astrogen.distributed import make_loaders
 from astrogen.errors import ConfigError, DataError
+from astrogen.train.config import DataConfig
 
 
 @dataclass
@@ -33,9 +33,9 @@ class Split:
     val: DataLoader
 
 
-def prepare_split(data: BaseModel, seed: int, columns: Sequence[str] = (), masks: bool = False,
+def prepare_split(data: DataConfig, seed: int, columns: Sequence[str] = (), masks: bool = False,
                   min_channels: int = 1, invertible: bool = False) -> Split:
-    """Split ``data`` (a `DataConfig` or `InferenceData`), fit its transform on the training split, build loaders.
+    """Split ``data``, fit its transform on the training split, build loaders.
 
     Parameters
     ----------

@@ -16,7 +16,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from pydantic import BaseModel
 
 from astrogen.data import FieldSet
 from astrogen.data.transforms import ChannelStats
@@ -33,6 +32,7 @@ from astrogen.tasks import read_checkpoint
 from astrogen.train.callbacks import ConvergenceStop, ModeCollapseWarning, load_weights
 from astrogen.train.config import (
     DenoiserExperiment,
+    Experiment,
     GANTrainConfig,
     PosteriorExperiment,
     RegressorExperiment,
@@ -56,10 +56,10 @@ class Task:
     (double backward).
     """
 
-    build: Callable[[BaseModel], tuple[L.LightningModule, object, object]]
+    build: Callable[[Experiment], tuple[L.LightningModule, object, object]]
     monitor: str | None = "val/loss"
     clip_gradients: bool = True
-    callbacks: Callable[[BaseModel], list] | None = None
+    callbacks: Callable[[Experiment], list] | None = None
     unused_parameters: bool = False
     compilable: bool = True
 
@@ -105,12 +105,9 @@ def _diffusion(cfg: TrainConfig):
 
 
 def _gan(cfg: GANTrainConfig):
-    split = prepare_split(cfg.data, cfg.trainer.seed, cfg.data.conditions,
-                          min_channels=2 if cfg.kind == "pixgan" else 1, invertible=True)
+    split = prepare_split(cfg.data, cfg.trainer.seed, min_channels=2 if cfg.kind == "pixgan" else 1, invertible=True)
     module = GANModule(cfg.kind, cfg.model.model_dump(), cfg.optim.model_dump(), split.image_shape,
-                       list(split.meta.channels), cfg.inputs, split.transform.to_dict(), split.meta.to_attrs())
-    if cfg.init_from:
-        load_weights(module, cfg.init_from)
+                       list(split.meta.channels), cfg.data.inputs, split.transform.to_dict(), split.meta.to_attrs())
     return module, split.train, split.val
 
 
@@ -124,26 +121,25 @@ def _gan_callbacks(cfg: GANTrainConfig) -> list:
 
 
 def _vae(cfg: VAETrainConfig):
-    split = prepare_split(cfg.data, cfg.trainer.seed, cfg.data.conditions, invertible=True)
+    split = prepare_split(cfg.data, cfg.trainer.seed, invertible=True)
     module = VAEModule(cfg.model.model_dump(), cfg.optim.model_dump(), split.image_shape, split.transform.to_dict(),
                        split.meta.to_attrs())
-    if cfg.init_from:
-        load_weights(module, cfg.init_from)
     return module, split.train, split.val
 
 
 def _target_split(cfg: RegressorExperiment | PosteriorExperiment) -> tuple[Split, list[str], np.ndarray]:
     """The split of a targets experiment, the parameter columns its targets sum and the target values over the
     training split."""
-    columns = sorted({name.strip() for target in cfg.targets for name in target.split("+")})
+    targets = cfg.data.targets
+    columns = sorted({name.strip() for target in targets for name in target.split("+")})
     split = prepare_split(cfg.data, cfg.trainer.seed, columns)
-    return split, columns, np.stack([split.params[c] for c in columns], 1) @ target_matrix(cfg.targets, columns)
+    return split, columns, np.stack([split.params[c] for c in columns], 1) @ target_matrix(targets, columns)
 
 
 def _regressor(cfg: RegressorExperiment):
     split, columns, values = _target_split(cfg)
     scaler = TargetScaler.fit(values)
-    module = RegressorModule(cfg.model.model_dump(), split.image_shape, list(cfg.targets), columns,
+    module = RegressorModule(cfg.model.model_dump(), split.image_shape, list(cfg.data.targets), columns,
                              scaler.low.tolist(), scaler.high.tolist(), split.transform.to_dict(),
                              cfg.optim.lr, cfg.optim.weight_decay)
     return module, split.train, split.val
@@ -153,12 +149,12 @@ def _posterior(cfg: PosteriorExperiment):
     split, columns, values = _target_split(cfg)
     std = values.std(0)
     if not np.isfinite(values).all() or np.any(std == 0):
-        raise DataError(f"targets {np.array(cfg.targets)[~(std > 0)].tolist()} are constant or not finite in the "
+        raise DataError(f"targets {np.array(cfg.data.targets)[~(std > 0)].tolist()} are constant or not finite in the "
                         "training data")
     meta = split.meta
     training_data = {"path": str(cfg.data.path), "simulator": meta.simulator,
                      "simulator_version": meta.simulator_version, "config": meta.config}
-    module = PosteriorModule(cfg.model.model_dump(), split.image_shape, list(cfg.targets), columns,
+    module = PosteriorModule(cfg.model.model_dump(), split.image_shape, list(cfg.data.targets), columns,
                              values.mean(0).tolist(), std.tolist(), values.min(0).tolist(), values.max(0).tolist(),
                              split.transform.to_dict(), cfg.optim.lr, cfg.optim.weight_decay, training_data)
     return module, split.train, split.val
@@ -203,7 +199,7 @@ def _precision(name: str) -> str:
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
-def build_trainer(cfg: BaseModel, progress: bool = True, callbacks: list | None = None) -> L.Trainer:
+def build_trainer(cfg: Experiment, progress: bool = True, callbacks: list | None = None) -> L.Trainer:
     """The Lightning Trainer for ``cfg``: precision, checkpoints (best on the task's monitored metric and
     last), CSV and TensorBoard logs, gradient clipping, step-based validation and a wall-clock budget."""
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
@@ -250,7 +246,8 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
     data transform, condition normalisation and the training set's metadata. Tasks that monitor a validation
     metric also leave ``out/best.ckpt``, a copy of the checkpoint where it was lowest (the one to evaluate
     when a model overfits). ``resume`` continues a run from one of its checkpoints (optimizer, EMA and step
-    count included), read as plain data (`astrogen.tasks.read_checkpoint`). ``callbacks`` are extra Lightning
+    count included), read as plain data (`astrogen.tasks.read_checkpoint`); ``init_from`` starts a new run from
+    another checkpoint's weights (`load_weights`). ``callbacks`` are extra Lightning
     callbacks. A ``trainer.out`` that already holds a ``final.ckpt`` is refused unless ``overwrite`` or ``resume``.
     """
     cfg = load_train_config(config, overrides)
@@ -263,6 +260,8 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
                           "differentiates twice)")
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module, train_loader, val_loader = task.build(cfg)
+    if cfg.init_from:
+        load_weights(module, cfg.init_from)
     if cfg.trainer.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:  # in place, so checkpoints keep their parameter names
