@@ -1,7 +1,7 @@
 """Neural posterior estimation on the gamma-ray report's Galactic Center sets: accuracy, calibration, mis-specification.
 
 Simulates the report's set sizes like `gamma_ray_table` (8,192 training, 1,966 validation, 3,072 test images,
-A_dm ~ U[0.5, 1.5]; ``--scale`` multiplies them), trains the posterior of ``configs/gc-posterior.yaml`` (CNN
+A_dm ~ U[0.5, 1.5]; ``--scale`` multiplies them), trains the posterior of ``configs/train/gc-posterior.yaml`` (CNN
 embedding + neural spline flow over A_dm, frac_dm and the total point-source fraction frac_ps_disk + frac_ps_gc)
 for ``--minutes``, and scores its best validation checkpoint with `evaluate_model` (``--samples`` posterior samples
 per test image) on the test set and on a mis-specified test set (same seeds, ``ic_profile: exponential``).
@@ -38,7 +38,7 @@ from astrogen.sims import simulate_to_file
 from astrogen.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESET = ROOT / "configs" / "gc-posterior.yaml"
+PRESET = ROOT / "configs" / "train" / "gc-posterior.yaml"
 REPORT_A_DM = 0.0807  # the gamma-ray report's relative error of A_dm (single output)
 LIST_FRACTION_ERROR = 0.005  # List et al. 2020: flux fractions to about 0.5% on average
 TARGETS = {"A_dm": "A_dm", "frac_dm": "frac_dm", "ps": "frac_ps_disk+frac_ps_gc"}

@@ -7,7 +7,7 @@ from astrogen.errors import ConfigError, InputFileError
 from astrogen.sims import get_simulator
 from astrogen.train import load_train_config
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*/*.yaml"))
 
 
 def test_overrides_parse_yaml_values():
@@ -22,7 +22,8 @@ def test_overrides_parse_yaml_values():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_is_valid(path):
-    if "simulator" in load_yaml(path):
+    assert path.parent.name == ("sims" if "simulator" in load_yaml(path) else "train")  # each in its folder
+    if path.parent.name == "sims":
         preset = load_preset(path)
         simulator = get_simulator(preset.simulator, preset.config)
         assert preset.n and simulator.config.model_dump(mode="json")

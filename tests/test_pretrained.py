@@ -95,7 +95,8 @@ def test_the_shipped_models_are_there():
 @pytest.mark.parametrize("name", shipped.available())
 def test_every_model_has_its_card(name):
     card = shipped.card(name)
-    for needed in (f"astrogen train configs/{name}.yaml", "Steps", "Wall time", "Hardware", "bench_pretrained.py"):
+    for needed in (f"astrogen train configs/train/{name}.yaml", "Steps", "Wall time", "Hardware",
+                   "bench_pretrained.py"):
         assert needed in card, needed
     assert "Scorecard" in card or "Metrics" in card
 

@@ -11,5 +11,5 @@
 #SBATCH --output=astrogen-shard-%a.log
 set -euo pipefail
 mkdir -p shards
-astrogen simulate configs/blobs_1000.yaml --n 1000000 --shard "$SLURM_ARRAY_TASK_ID/100" \
+astrogen simulate configs/sims/blobs_1000.yaml --n 1000000 --shard "$SLURM_ARRAY_TASK_ID/100" \
     -o "shards/part-$SLURM_ARRAY_TASK_ID.h5"

@@ -12,7 +12,7 @@
 #SBATCH --time=12:00:00
 #SBATCH --output=astrogen-train-%j.log
 set -euo pipefail
-srun astrogen train configs/matter-ddpm.yaml --devices 4 --num-nodes 2 --strategy ddp --precision bf16-mixed \
+srun astrogen train configs/train/matter-ddpm.yaml --devices 4 --num-nodes 2 --strategy ddp --precision bf16-mixed \
     --set data.num_workers=6 --set trainer.out=runs/matter-ddpm
 # Then sample on all 8 GPUs into one FieldSet (same samples as one process):
 #   srun astrogen sample runs/matter-ddpm/final.ckpt -o runs/matter-ddpm/generated.h5 -n 10000 --devices 4 --num-nodes 2

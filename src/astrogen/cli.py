@@ -61,7 +61,7 @@ def simulate(
     shard: Annotated[str | None, typer.Option(
         help="Write only shard I of N (e.g. 3/10) of the set; `astrogen merge` joins the shards.")] = None,
 ) -> None:
-    """Simulate a training set into a FieldSet. NAME is a simulator or a preset (configs/*.yaml)."""
+    """Simulate a training set into a FieldSet. NAME is a simulator or a preset (configs/sims/*.yaml)."""
     from astrogen.config import SimulationPreset, load_preset, parse_overrides
     from astrogen.sims import Shard, available, get_simulator, simulate_to_file
 
@@ -210,7 +210,7 @@ def _hardware(**options) -> dict[str, object]:
 
 @app.command("train")
 def train_(
-    config: Annotated[Path, typer.Argument(help="Experiment config (YAML, e.g. configs/blobs-ddpm.yaml).")],
+    config: Annotated[Path, typer.Argument(help="Experiment config (YAML, e.g. configs/train/blobs-ddpm.yaml).")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override key=value, dotted (optim.lr=1e-4).")]
     = None,
     resume: Annotated[Path | None, typer.Option(help="Continue from this checkpoint.")] = None,

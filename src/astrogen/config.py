@@ -55,7 +55,7 @@ class StrictModel(BaseModel):
 
 
 class SimulationPreset(StrictModel):
-    """A ready simulation set-up (YAML under ``configs/``): which simulator, how many samples, which seed,
+    """A ready simulation set-up (YAML under ``configs/sims/``): which simulator, how many samples, which seed,
     and the simulator's config keys."""
 
     simulator: str

@@ -158,5 +158,5 @@ def test_presets_validate(preset):
 
     from astrogen.train import load_train_config
 
-    cfg = load_train_config(Path(__file__).parents[2] / "configs" / f"{preset}.yaml")
+    cfg = load_train_config(Path(__file__).parents[2] / "configs" / "train" / f"{preset}.yaml")
     assert cfg.kind in ("regressor", "segmentation", "denoiser")

@@ -115,7 +115,7 @@ def test_preset_validates():
 
     from astrogen.train import load_train_config
 
-    cfg = load_train_config(Path(__file__).parents[2] / "configs" / "gc-posterior.yaml")
+    cfg = load_train_config(Path(__file__).parents[2] / "configs" / "train" / "gc-posterior.yaml")
     assert cfg.kind == "posterior" and cfg.data.targets[-1] == "frac_ps_disk+frac_ps_gc"
 
 

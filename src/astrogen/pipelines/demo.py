@@ -29,13 +29,13 @@ PRETRAINED = "matter-demo"
 
 # 256 Mpc/h periodic boxes of 32^3 particles (8 Mpc/h cells) evolved to z = 0 with 10 PM steps from
 # z = 9; each box gives 8 periodic 32 x 32 slices of 4-cell (32 Mpc/h) slabs: coarse, but nonlinear
-# (delta up to ~10) and cheap enough for a 2-core CPU (about 0.1 s per box). configs/matter_demo.yaml.
+# (delta up to ~10) and cheap enough for a 2-core CPU (about 0.1 s per box). configs/sims/matter_demo.yaml.
 DEMO_MATTER = {"box_size": 256.0, "n_grid": 32, "slab_thickness": 4, "tile_size": 32, "redshift": 0.0,
                "z_init": 9.0, "n_steps": 10}
 
 
 def demo_train_config(data: Path, out: Path, minutes: float, seed: int = 0) -> dict:
-    """The from-scratch demo's training config: the shipped matter-demo's formulation (configs/matter-demo.yaml),
+    """The from-scratch demo's training config: the shipped matter-demo's formulation (configs/train/matter-demo.yaml),
     a 0.7 M-parameter periodic DDPM with v-prediction on ln(1.01 + delta), standardised.
 
     Narrower than ``preset: small`` at full resolution and with attention only at 8 x 8: about twice the

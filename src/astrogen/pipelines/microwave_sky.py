@@ -1,7 +1,7 @@
 """The three-step microwave-sky GAN pipeline (Han, Sehgal & Villaescusa-Navarro 2021) and full-sky generation.
 
 Training (`train_microwave_sky`, ``astrogen sky train``) on a FieldSet of 5-component patches (kappa, tsz,
-ksz, cib, radio; e.g. ``astrogen simulate configs/microwave_sky.yaml``):
+ksz, cib, radio; e.g. ``astrogen simulate configs/sims/microwave_sky.yaml``):
 
 1. a DCWGAN-GP (``wgan``) learns the 5-component patches and enlarges the set with ``n_enlarge`` samples;
 2. a PIXGAN learns kappa -> (tsz, ksz, cib, radio) on the real and the enlarged patches;

@@ -411,13 +411,14 @@ def evaluate(real_path: str | os.PathLike, generated_path: str | os.PathLike, ou
         colours) are then also shown as 95% intervals per bin of it (needs the morphology section). With a
         ``judge`` it defaults to ``by`` (when morphology is drawn), binned by the judge's bins.
     progress : show a progress bar on stderr.
-    judge : checkpoint of a redshift regressor (``data.targets: [redshift]``, e.g. ``configs/galaxies-zcnn.yaml``):
-        the redshift-judge protocol. It predicts the redshift of every selected real (held out from its
-        training) and generated map; per bin of ``by`` the bias, sigma_NMAD, outlier fraction and mean HSC
-        loss (`astrogen.stats.redshift.binned_photoz_metrics`, against each set's ``redshift`` parameter: the
-        true and the conditioned redshift) with bootstrap errors, and whether the sets agree within
-        2.5 combined sigma in every metric (`astrogen.stats.redshift.compare_binned`). Adds a "Redshift judge"
-        section and ``redshift_judge`` to scorecard.json; it does not change the scorecard's verdict.
+    judge : checkpoint of a redshift regressor (``data.targets: [redshift]``, e.g.
+        ``configs/train/galaxies-zcnn.yaml``): the redshift-judge protocol. It predicts the redshift of every
+        selected real (held out from its training) and generated map; per bin of ``by`` the bias, sigma_NMAD,
+        outlier fraction and mean HSC loss (`astrogen.stats.redshift.binned_photoz_metrics`, against each set's
+        ``redshift`` parameter: the true and the conditioned redshift) with bootstrap errors, and whether the sets
+        agree within 2.5 combined sigma in every metric (`astrogen.stats.redshift.compare_binned`). Adds a
+        "Redshift judge" section and ``redshift_judge`` to scorecard.json; it does not change the scorecard's
+        verdict.
     batch_size : maps read and measured at a time (in float64); memory grows with it, not with ``n_max``.
     by : parameter (in both sets) whose bins the judge is scored in; default ``redshift`` with a judge.
     bins : strictly increasing bin edges of ``by``; default `astrogen.stats.redshift.REDSHIFT_EDGES`
