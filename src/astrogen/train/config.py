@@ -87,7 +87,8 @@ class RunConfig(StrictModel):
 
     out: str = Field("runs/diffusion", description="directory for checkpoints and logs")
     max_steps: int = Field(20_000, ge=1)
-    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget")
+    max_minutes: float | None = Field(
+        None, gt=0, description="wall-clock budget of the whole run (a resumed run counts the minutes already done)")
     val_every_steps: int = Field(500, ge=1)
     log_every_steps: int = Field(50, ge=1)
     precision: str = Field("auto", description="'auto' = bf16-mixed on GPUs that support it, else 32-true")
