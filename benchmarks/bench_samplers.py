@@ -42,13 +42,13 @@ def demo_network(checkpoint: Path) -> tuple[DiffusionModule, str]:
 
 def sampling_speed(module: DiffusionModule, batch: int, ddpm_steps: int, repeats: int) -> dict[str, float]:
     """Seconds to sample one batch of ``batch`` maps per sampler (DDPM: extrapolated to all its steps)."""
-    module.generate(batch, "dpm", 2, generator=torch.Generator().manual_seed(0))  # warm-up (allocator, kernels)
+    module.sample(batch, torch.Generator().manual_seed(0), steps=2)  # warm-up (allocator, kernels)
     seconds = {}
     for _ in range(repeats):  # alternate the samplers, keep the best of each: the machine may be shared
         for sampler, steps in SAMPLERS:
             timed_steps = min(steps, ddpm_steps) if sampler == "ddpm" else steps
-            t, _ = timed(lambda s=sampler, k=timed_steps: module.generate(
-                batch, s, k, generator=torch.Generator().manual_seed(0)))
+            t, _ = timed(lambda s=sampler, k=timed_steps: module.sample(
+                batch, torch.Generator().manual_seed(0), sampler=s, steps=k))
             seconds[sampler] = min(seconds.get(sampler, float("inf")), t * steps / timed_steps)
     return seconds
 

@@ -71,7 +71,7 @@ def test_a_periodic_v_model_samples_in_diffusers_as_in_astrogen_with_every_sampl
         assert read == own | ({"variance_type": "fixed_small"} if sampler == "dpm" else {}), sampler
         assert read["prediction_type"] == "v_prediction" and read["beta_schedule"] == "squaredcos_cap_v2"
         pipe.scheduler = scheduler
-        expected = module.generate(3, sampler, steps, generator=seed())
+        expected = module.sample(3, seed(), sampler=sampler, steps=steps)
         got = pipe(3, num_inference_steps=steps, generator=seed()).images
         torch.testing.assert_close(got, expected, msg=sampler)
     # Physical units: the inverse of x -> (x - 0.5) / 2 was applied.
@@ -106,14 +106,14 @@ def test_a_conditional_model_samples_with_guidance_through_a_custom_pipeline(tmp
 
     cond = torch.tensor([[0.5, 0.25], [1.5, 0.3], [2.5, 0.35]])
     for guidance in (1.0, 3.0):
-        expected = module.generate(3, "dpm", 4, cond=cond, guidance=guidance, generator=seed(2))
+        expected = module.sample(3, seed(2), conditions=cond, steps=4, guidance=guidance)
         got = pipe(3, conditions=cond, guidance_scale=guidance, num_inference_steps=4, generator=seed(2)).images
         torch.testing.assert_close(got, expected, msg=f"guidance {guidance}")
     plain = pipe(3, conditions=cond, num_inference_steps=4, generator=seed(2)).images
     assert (got - plain).abs().max() > 1e-3  # guidance changed the samples
 
     # One condition for every sample, by name or as a row; NumPy output.
-    same = module.generate(2, "dpm", 4, cond=torch.tensor([[2.0, 0.3]] * 2), guidance=2.0, generator=seed())
+    same = module.sample(2, seed(), conditions=torch.tensor([[2.0, 0.3]] * 2), steps=4, guidance=2.0)
     for conditions in ({"redshift": 2.0, "omega_m": 0.3}, [2.0, 0.3]):
         got = pipe(2, conditions=conditions, guidance_scale=2.0, num_inference_steps=4, generator=seed(),
                    output_type="np").images

@@ -65,8 +65,8 @@ def draw(module, n: int, params: dict) -> np.ndarray:
         cond = None
         if module.conditions:
             cond = torch.as_tensor(np.stack([params[c] for c in module.conditions], 1), dtype=torch.float32)
-        return module.generate(n, "dpm", 20, cond=cond, generator=generator).numpy()
-    return module.generate(n, generator=generator).numpy()
+        return module.sample(n, generator, conditions=cond, steps=20).numpy()
+    return module.sample(n, generator).numpy()
 
 
 def in_band(module, meta: FieldMeta, real: np.ndarray, params: dict) -> tuple[bool, np.ndarray]:

@@ -12,7 +12,15 @@ from astrogen.data import FieldMeta
 from astrogen.data.transforms import Standardize
 from astrogen.errors import ConfigError, InputFileError, UnknownNameError
 from astrogen.models.diffusion import DiffusionModule
-from astrogen.tasks import CONFIG, WEIGHTS, convert_checkpoint, export_model, load_model, read_checkpoint
+from astrogen.tasks import (
+    CONFIG,
+    WEIGHTS,
+    Generative,
+    convert_checkpoint,
+    export_model,
+    load_model,
+    read_checkpoint,
+)
 
 TINY = {"channels": [16, 16], "attention_levels": 1, "layers_per_block": 1, "periodic": True}
 
@@ -44,7 +52,7 @@ def tiny_checkpoint(path, **extra):
 
 
 def samples(module):
-    return module.generate(3, "dpm", 4, generator=torch.Generator().manual_seed(1))
+    return module.sample(3, torch.Generator().manual_seed(1), steps=4)
 
 
 def test_a_pickle_payload_is_refused_with_one_line_and_runs_nothing(tmp_path, cli):
@@ -117,7 +125,7 @@ def test_a_gan_folder_keeps_the_generator_only_and_samples_like_the_checkpoint(t
                 "astrogen_kind": "gan", "global_step": 3}, ckpt)
     folder = export_model(ckpt, tmp_path / "gan")
     assert not any(k.startswith("critic.") for k in load_file(folder / WEIGHTS))
-    draw = lambda m: m.generate(4, generator=torch.Generator().manual_seed(2))  # noqa: E731
+    draw = lambda m: m.sample(4, torch.Generator().manual_seed(2))  # noqa: E731
     torch.testing.assert_close(draw(load_model(folder)), draw(module.eval()))
 
 def test_unreadable_or_foreign_model_files_give_clear_errors(tmp_path):
@@ -138,3 +146,35 @@ def test_unreadable_or_foreign_model_files_give_clear_errors(tmp_path):
     (folder / WEIGHTS).write_bytes(b"garbage")
     with pytest.raises(InputFileError, match="safetensors"):
         load_model(folder)
+
+
+def test_every_generative_kind_samples_through_one_interface(tmp_path):
+    from astrogen.models.gan import GANModule
+    from astrogen.models.vae import VAEModule
+
+    diffusion = tiny_checkpoint(tmp_path / "d.ckpt")
+    wgan = GANModule("wgan", {"base": 4, "latent": 4}, {}, [1, 16, 16], ["m"])
+    vaegan = GANModule("vaegan", {"base": 4, "latent": 4}, {}, [2, 16, 16], ["a", "b"])
+    vae = VAEModule({"base": 4, "latent": 4}, {}, [1, 16, 16])
+    for model in (diffusion, wgan, vaegan, vae):
+        assert isinstance(model, Generative)
+    draw = lambda m, **kw: m.sample(2, torch.Generator().manual_seed(0), **kw)  # noqa: E731
+    assert draw(diffusion, steps=2).shape == (2, 1, 8, 8) and draw(wgan).shape == draw(vae).shape == (2, 1, 16, 16)
+    assert draw(vaegan, inputs=torch.zeros(2, 2, 16, 16)).shape == (2, 2, 16, 16)
+    with pytest.raises(ConfigError, match="a wgan model takes no sampling option steps; its options: none"):
+        draw(wgan, steps=2)
+    with pytest.raises(ConfigError, match="conditioned on nothing; do not pass conditions"):
+        draw(vae, conditions=torch.zeros(2, 1))
+    with pytest.raises(ConfigError, match="a vaegan model maps input images"):
+        draw(vaegan)
+    with pytest.raises(ConfigError, match="a diffusion model draws from noise; it takes no inputs"):
+        draw(diffusion, inputs=torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ConfigError, match="3 rows of inputs for 2 samples"):
+        draw(vaegan, inputs=torch.zeros(3, 2, 16, 16))
+    with pytest.raises(ConfigError, match="guidance needs a conditioned model"):
+        draw(diffusion, guidance=2.0)
+    from astrogen.generate import sample_to_file
+
+    with pytest.raises(ConfigError, match="guidance needs a conditioned model"):
+        sample_to_file(tmp_path / "d.ckpt", tmp_path / "g.h5", n=2, steps=2, guidance=2.0)
+    assert not (tmp_path / "g.h5").exists()  # nothing left behind

@@ -257,12 +257,14 @@ def sample_(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")],
     n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Samples \\[rows of --cond-from, or 1000].")]
     = None,
-    sampler: Annotated[str, typer.Option(help="ddpm, ddim or dpm (DPM-Solver++).")] = "dpm",
-    steps: Annotated[int, typer.Option(min=1, help="Sampling steps.")] = 20,
+    sampler: Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim or dpm (DPM-Solver++) \\[dpm].")]
+    = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Diffusion: sampling steps \\[20].")] = None,
     cond: Annotated[list[str] | None, typer.Option("--cond", help="Condition name=value (repeatable).")] = None,
     cond_from: Annotated[Path | None, typer.Option(help="FieldSet whose params give per-sample conditions.")]
     = None,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = conditional only).")] = 1.0,
+    guidance: Annotated[float | None, typer.Option(
+        help="Diffusion: classifier-free guidance scale (1 = conditional only) \\[1.0].")] = None,
     inputs_from: Annotated[Path | None, typer.Option(help="pixgan/vaegan: FieldSet of input maps.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.")] = 64,
@@ -270,9 +272,10 @@ def sample_(
     devices: Annotated[int, typer.Option(min=1, help="Processes per node, e.g. one per GPU; same samples as 1.")]
     = 1,
     num_nodes: Annotated[int, typer.Option(min=1, help="Machines (e.g. SLURM nodes).")] = 1,
-    clamp: Annotated[bool, typer.Option("--clamp", help="Diffusion: clamp samples to the training range widened by "
-                                                        "25% (recorded in the output; scored as out of range).")]
-    = False,
+    clamp: Annotated[bool | None, typer.Option("--clamp", help="Diffusion: clamp samples to the training range "
+                                                               "widened by 25% (recorded in the output; scored as "
+                                                               "out of range).")]
+    = None,
     compression: Compression = "none",
     overwrite: Overwrite = False,
 ) -> None:

@@ -56,11 +56,11 @@ def sample_to_file(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
     n: int | None = None,
-    sampler: str = "dpm",
-    steps: int = 20,
+    sampler: str | None = None,
+    steps: int | None = None,
     cond: Mapping[str, float] | None = None,
     cond_from: str | os.PathLike | None = None,
-    guidance: float = 1.0,
+    guidance: float | None = None,
     seed: int = 0,
     batch_size: int = 64,
     device: str = "auto",
@@ -70,27 +70,27 @@ def sample_to_file(
     inputs_from: str | os.PathLike | None = None,
     devices: int = 1,
     num_nodes: int = 1,
-    clamp: bool = False,
+    clamp: bool | None = None,
 ) -> Path:
     """Sample a diffusion, GAN or VAE model (a ``.ckpt``, a model folder or ``pretrained:NAME``) into a FieldSet,
     streamed to disk batch by batch.
 
-    Images are in the training set's physical units (the stored transform inverted); diffusion
-    conditions are stored as params. ``sampler``, ``steps``, ``cond``, ``cond_from`` and ``guidance``
-    apply to diffusion models; image-to-image GANs (pixgan, vaegan) map the first ``n`` maps of the
-    FieldSet ``inputs_from`` (physical units, the training channels). Batch ``b`` draws from seed
-    ``batch_seed(seed, b)``, so the same seed and batch size give the same samples.
+    Every kind samples through `astrogen.tasks.Generative.sample`; this function only shards and writes.
+    Images are in the training set's physical units (the stored transform inverted); conditions (``cond``
+    values or the columns of ``cond_from``) are stored as params. ``sampler``, ``steps``, ``guidance`` and
+    ``clamp`` are the diffusion models' sampling options (None: the model's default; another kind refuses
+    them); image-to-image GANs (pixgan, vaegan) map the first ``n`` maps of the FieldSet ``inputs_from``
+    (physical units, the training channels). Batch ``b`` draws from seed ``batch_seed(seed, b)``, so the same
+    seed and batch size give the same samples.
 
     ``devices`` x ``num_nodes`` > 1 launches that many processes (Lightning Fabric, DDP; ``device`` names the
     accelerator): each samples a contiguous range of batches into a part file next to ``out``, and rank 0
     joins the parts into ``out`` (the samples one process writes) and deletes them.
 
-    ``clamp`` (diffusion only; off by default) limits samples to the training range widened by 25% of its width;
+    ``clamp`` (off by default) limits samples to the training range widened by 25% of its width;
     the fraction of pixels clamped is stored in the provenance (``clamp``) and the scorecard's out_of_range row
     counts them.
     """
-    from astrogen.models.diffusion import DiffusionModule
-
     if n is not None and n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     out = Path(out)
@@ -104,26 +104,27 @@ def sample_to_file(
         fabric.launch()
         rank, device = fabric.global_rank, fabric.device
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    module = load_model(checkpoint, device, kinds=GENERATIVE)
-    diffusion = isinstance(module, DiffusionModule)
-    if not diffusion and (cond or cond_from or clamp):
-        raise ConfigError(f"{checkpoint}: only diffusion models take conditions or --clamp")
+    model = load_model(checkpoint, device, kinds=GENERATIVE)
+    given = {"sampler": sampler, "steps": steps, "guidance": guidance, "clamp": clamp}
+    refused = sorted(k for k, v in given.items() if v is not None and k not in model.sampling_options)
+    if refused:
+        raise ConfigError(f"{checkpoint}: a {model.kind} model takes no {', '.join(refused)}")
+    options = {**model.sampling_options, **{k: v for k, v in given.items() if v is not None}}
+    clamp = options.get("clamp", False)
     if clamp and world > 1:
         raise ConfigError("clamp: sampling with several processes cannot record the clamped fraction; use one")
-    if (inputs_from is not None) != (getattr(module, "kind", None) in ("pixgan", "vaegan")):
+    if (inputs_from is not None) != model.takes_inputs:
         raise ConfigError(f"{checkpoint}: inputs_from is for pixgan and vaegan models, and they need it")
-    names = module.conditions if diffusion else []
-    if guidance != 1.0 and not names:
-        raise ConfigError(f"{checkpoint}: guidance needs a conditioned model; this one is conditioned on nothing")
+    names = list(model.conditions)
     inputs = FieldSet(inputs_from) if inputs_from is not None else None
     if inputs is not None:
         n = len(inputs) if n is None else n
         if n > len(inputs):
             raise ConfigError(f"{inputs.path} has {len(inputs)} maps, {n} samples asked for")
     values, n = _conditions(names, n, cond, cond_from)
-    meta = FieldMeta.from_attrs(module.hparams.data_meta or {"channels": []})
-    how = {"sampler": sampler, "steps": steps, "guidance": guidance, "clamp": {"applied": clamp}} if diffusion else \
-        {"inputs_from": str(inputs_from)} if inputs is not None else {}
+    meta = FieldMeta.from_attrs(model.hparams.data_meta or {"channels": []})
+    how = {**options, **({"clamp": {"applied": clamp}} if "clamp" in options else {}),
+           **({"inputs_from": str(inputs_from)} if inputs is not None else {})}
     meta = replace(meta, simulator=None, simulator_version=None, seed=seed, config={}, provenance={
         "generated_from": str(checkpoint), **how,
         "trained_on": {"simulator": meta.simulator, "config": meta.config, "seed": meta.seed},
@@ -141,25 +142,21 @@ def sample_to_file(
     n_mine = min(n, mine.stop * batch_size) - mine.start * batch_size
     clamped = 0
     try:
-        with FieldSetWriter(target, module.hparams.image_shape, meta, param_names=names, compression=compression,
+        with FieldSetWriter(target, model.hparams.image_shape, meta, param_names=names, compression=compression,
                             overwrite=overwrite or world > 1) as writer, \
                 progress_bar(n_mine, "sampling", progress and rank == 0) as advance:
             for b in mine:
                 rows = values[b * batch_size : (b + 1) * batch_size]
                 generator = torch.Generator().manual_seed(batch_seed(seed, b))
-                if diffusion:
-                    images = module.generate(len(rows), sampler, steps, torch.from_numpy(rows) if names else None,
-                                             guidance, generator, clamp=clamp)
-                    clamped += module.clamped_pixels
-                elif inputs is not None:
-                    maps = torch.from_numpy(inputs[b * batch_size : b * batch_size + len(rows)].images)
-                    images = module.generate(None, generator, maps)
-                else:
-                    images = module.generate(len(rows), generator)
+                maps = None if inputs is None else \
+                    torch.from_numpy(inputs[b * batch_size : b * batch_size + len(rows)].images)
+                images = model.sample(len(rows), generator, conditions=torch.from_numpy(rows) if names else None,
+                                      inputs=maps, **options)
+                clamped += model.clamped_pixels if clamp else 0
                 writer.append(images.float().cpu().numpy(), dict(zip(names, rows.T)))
                 advance(len(rows))
             if clamp:
-                fraction = clamped / (n_mine * int(np.prod(module.hparams.image_shape)))
+                fraction = clamped / (n_mine * int(np.prod(model.hparams.image_shape)))
                 meta.provenance["clamp"] = {"applied": True, "clamped_fraction": fraction}
                 writer.update_meta(meta)
     finally:

@@ -160,7 +160,7 @@ class AstrogenDiffusionPipeline(DiffusionPipeline):
     def __call__(self, batch_size: int = 1, conditions=None, guidance_scale: float = 1.0,
                  num_inference_steps: int = 20, generator: torch.Generator | None = None, output_type: str = "pt",
                  physical: bool = True, return_dict: bool = True):
-        """Draw ``batch_size`` samples, as astrogen's `DiffusionModule.generate` does with the same scheduler.
+        """Draw ``batch_size`` samples, as astrogen's `DiffusionModule.sample` does with the same scheduler.
 
         Parameters
         ----------

@@ -24,6 +24,7 @@ import json
 import os
 import pickle
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -45,6 +46,50 @@ MODEL_CLASSES = {
     "posterior": ("astrogen.models.posterior", "PosteriorModule"),
 }
 GENERATIVE = ("diffusion", "gan", "vae")
+
+
+@runtime_checkable
+class Generative(Protocol):
+    """What every generative kind (`GENERATIVE`) offers, so samplers and writers need not know the kind.
+
+    ``kind`` is the model's kind (diffusion, vae, wgan, pixgan, vaegan); ``conditions`` names the parameters the
+    model is conditioned on (empty if none); ``takes_inputs`` says whether it maps input images to outputs (pixgan,
+    vaegan) instead of drawing from noise; ``sampling_options`` holds the kind's own sampling options and their
+    defaults (diffusion: sampler, steps, guidance, clamp, use_ema; the others take none).
+    """
+
+    kind: str
+    conditions: list[str] | tuple[str, ...]
+    takes_inputs: bool
+    sampling_options: dict
+
+    def sample(self, n: int, generator: torch.Generator | None = None, *, conditions: torch.Tensor | None = None,
+               inputs: torch.Tensor | None = None, **options) -> torch.Tensor:
+        """``n`` samples ``[n, C, H, W]`` in the training set's physical units; ``conditions`` ``[n, P]`` in their
+        own units (conditioned models only), ``inputs`` ``[n, C, H, W]`` in physical units (image-to-image models
+        only); the noise comes from ``generator``, so a seed fixes the result. An option the kind does not take,
+        or a missing or unexpected ``conditions`` or ``inputs``, is a `ConfigError`."""
+
+
+def check_sample_request(model: Generative, n: int, conditions: torch.Tensor | None, inputs: torch.Tensor | None,
+                         options: dict) -> None:
+    """The argument checks of `Generative.sample` that every kind shares, each a one-line `ConfigError`."""
+    kind = model.kind
+    unknown = sorted(set(options) - set(model.sampling_options))
+    if unknown:
+        raise ConfigError(f"a {kind} model takes no sampling option {', '.join(unknown)}; its options: "
+                          f"{', '.join(model.sampling_options) or 'none'}")
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    if bool(model.conditions) != (conditions is not None):
+        raise ConfigError(f"the model is conditioned on {model.conditions or 'nothing'}; "
+                          f"{'pass' if model.conditions else 'do not pass'} conditions")
+    if model.takes_inputs != (inputs is not None):
+        raise ConfigError(f"a {kind} model maps input images to outputs: pass inputs [n, C, H, W]"
+                          if model.takes_inputs else f"a {kind} model draws from noise; it takes no inputs")
+    for name, given in (("conditions", conditions), ("inputs", inputs)):
+        if given is not None and len(given) != n:
+            raise ConfigError(f"{len(given)} rows of {name} for {n} samples")
 FORMAT, FORMAT_VERSION = "astrogen-model", 1
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "MODEL.md"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"

@@ -12,7 +12,7 @@ from astrogen.models.diffusion import (
     DiffusionModule,
     NoiseSchedule,
     make_scheduler,
-    sample,
+    reverse_process,
 )
 
 CONFIG = DiffusionConfig()  # linear beta 1e-4 -> 0.02 over T = 1000, the reports' default
@@ -95,7 +95,7 @@ def test_samplers_with_the_exact_denoiser_reproduce_the_data_distribution(sample
     # Gaussian, returns that Gaussian's mean and variance. (DPM-Solver with diffusers' default
     # uniform-t steps fails the narrow case: variance ratio 0.24.)
     n = 4000
-    out = sample(GaussianOracle(mean, var), CONFIG, (n, 1, 1, 1), sampler, steps,
+    out = reverse_process(GaussianOracle(mean, var), CONFIG, (n, 1, 1, 1), sampler, steps,
                  generator=torch.Generator().manual_seed(2)).double()
     assert abs(out.mean() - mean) < 4 * (var / n) ** 0.5
     assert abs(out.var() / var - 1) < 0.1
@@ -105,7 +105,7 @@ def test_generate_writes_physical_units_through_the_inverse_transform():
     transform = MinMax(min=[10.0], max=[30.0])  # physical [10, 30] <-> network [-1, 1]
     module = DiffusionModule(model=TINY, image_shape=[1, 4, 4], transform=transform.to_dict())
     module.ema.module = GaussianOracle(0.5, 0.01)  # network-space data N(0.5, 0.1^2)
-    images = module.generate(500, "dpm", 20, generator=torch.Generator().manual_seed(3))
+    images = module.sample(500, torch.Generator().manual_seed(3), steps=20)
     # Physical mean 10 + (0.5 + 1) / 2 * 20 = 25, std 0.1 * 10 = 1.
     assert abs(images.mean().item() - 25.0) < 0.05
     assert abs(images.std().item() - 1.0) < 0.05
@@ -138,13 +138,13 @@ def test_samples_are_clamped_only_when_asked_and_the_clamp_is_counted():
     module = DiffusionModule(model=TINY, image_shape=[1, 4, 4], transform=transform.to_dict(),
                              data_range=[[0.0], [2.0]])
     module.ema.module = GaussianOracle(100.0, 0.01)  # network-space "data" far beyond the training range
-    raw = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0))
+    raw = module.sample(4, torch.Generator().manual_seed(0), steps=5)
     assert module.clamped_pixels == 0 and (raw > np.expm1(50)).all()  # nothing adjusted by default
-    images = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0), clamp=True)
+    images = module.sample(4, torch.Generator().manual_seed(0), steps=5, clamp=True)
     assert torch.allclose(images, torch.expm1(torch.tensor(2.5)))  # max 2 + 25% of the width 2
     assert module.clamped_pixels == images.numel()
     module.ema.module = GaussianOracle(1.0, 0.01)
-    inside = module.generate(4, "dpm", 5, generator=torch.Generator().manual_seed(0), clamp=True)
+    inside = module.sample(4, torch.Generator().manual_seed(0), steps=5, clamp=True)
     assert (inside < np.expm1(2.5)).all() and module.clamped_pixels == 0
 
 
@@ -201,5 +201,5 @@ def test_config_and_sampler_errors():
     module = DiffusionModule(model=TINY, image_shape=[1, 4, 4], conditions=["z"], cond_mean=[1.0],
                              cond_std=[0.5], cond_jitter=[0.01])
     with pytest.raises(ConfigError, match="conditioned on"):
-        module.generate(2, "ddim", 2)
+        module.sample(2, sampler="ddim", steps=2)
     assert np.allclose(module.standardise(torch.tensor([[2.0]])).numpy(), 2.0)

@@ -46,7 +46,7 @@ def test_coordinate_channels_before_every_convolution():
     coords = [m for m in module.modules() if isinstance(m, AddCoords)]
     assert len(coords) == len(convs) == 6  # generator, its average and critic: 2 convolutions each
     assert module.critic.features[1].in_channels == 1 + 2  # the image and its two coordinates
-    assert module.generate(3).shape == (3, 1, 16, 16) and module.critic(torch.zeros(3, 1, 16, 16)).shape == (3,)
+    assert module.sample(3).shape == (3, 1, 16, 16) and module.critic(torch.zeros(3, 1, 16, 16)).shape == (3,)
 
 
 def test_samples_come_from_the_generator_average():
@@ -64,14 +64,14 @@ def test_samples_come_from_the_generator_average():
     torch.testing.assert_close(averaged, raw["linear.weight"] + 1.9)
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(2, TINY["latent"], generator=gen)
-    sample = module.generate(2, generator=torch.Generator().manual_seed(0))
+    sample = module.sample(2, torch.Generator().manual_seed(0))
     torch.testing.assert_close(sample, module.generator_ema.module.eval()(z))
     state = module.exported_state()  # the model folder keeps the average, under the generator's names
     assert set(state) == {f"generator.{k}" for k in module.generator.state_dict()}
     torch.testing.assert_close(state["generator.linear.weight"], averaged)
     fresh = GANModule("wgan", TINY, {}, [1, 16, 16], ["intensity"])
     fresh.load_exported_state(state)
-    torch.testing.assert_close(fresh.generate(2, generator=torch.Generator().manual_seed(0)), sample)
+    torch.testing.assert_close(fresh.sample(2, torch.Generator().manual_seed(0)), sample)
 
 
 def test_checkpoints_from_before_the_average_still_load():
@@ -156,4 +156,4 @@ def test_conditional_gans_need_inputs():
         GANModule("pixgan", TINY, {}, [2, 16, 16], ["kappa", "tsz"])
     module = GANModule("vaegan", TINY, {}, [2, 16, 16], ["kappa", "tsz"])
     with pytest.raises(ConfigError, match="maps input images"):
-        module.generate(3)
+        module.sample(3)

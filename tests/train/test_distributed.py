@@ -139,6 +139,6 @@ def test_speed_options_keep_the_maths_and_the_checkpoints(tmp_path, option):
 
     plain, fast = run("plain"), run("fast", **{option: True})
     assert fast.metrics["train/loss"] == pytest.approx(plain.metrics["train/loss"], rel=1e-4)
-    a = load_diffusion(plain.checkpoint).generate(2, "dpm", 2, generator=torch.Generator().manual_seed(0))
-    b = load_diffusion(fast.checkpoint).generate(2, "dpm", 2, generator=torch.Generator().manual_seed(0))
+    a = load_diffusion(plain.checkpoint).sample(2, torch.Generator().manual_seed(0), steps=2)
+    b = load_diffusion(fast.checkpoint).sample(2, torch.Generator().manual_seed(0), steps=2)
     torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-3)

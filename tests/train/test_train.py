@@ -67,8 +67,8 @@ def test_samples_are_in_physical_units_and_reproducible(trained, tmp_path):
         # The file holds the module's physical-unit output (transform inverted), batch by batch.
         module = load_diffusion(result.checkpoint)
         expected = torch.cat([
-            module.generate(len(rows), "dpm", 3, torch.full((len(rows), 1), 7.5), 1.0,
-                            torch.Generator().manual_seed(batch_seed(1, b)))
+            module.sample(len(rows), torch.Generator().manual_seed(batch_seed(1, b)),
+                          conditions=torch.full((len(rows), 1), 7.5), steps=3)
             for b, rows in enumerate([range(2), range(2), range(1)])
         ])
         np.testing.assert_array_equal(fs[:].images, expected.numpy())
@@ -82,8 +82,8 @@ def test_a_requested_clamp_is_recorded_with_its_fraction(trained, tmp_path):
     module = load_diffusion(result.checkpoint)
     clamped = 0
     for b, rows in enumerate([range(4), range(2)]):
-        module.generate(len(rows), "dpm", 3, torch.full((len(rows), 1), 7.5), 1.0,
-                        torch.Generator().manual_seed(batch_seed(0, b)), clamp=True)
+        module.sample(len(rows), torch.Generator().manual_seed(batch_seed(0, b)),
+                      conditions=torch.full((len(rows), 1), 7.5), steps=3, clamp=True)
         clamped += module.clamped_pixels
     with FieldSet(path) as fs:
         clamp = fs.meta.provenance["clamp"]
@@ -113,8 +113,9 @@ def test_checkpoint_round_trip_reproduces_samples_bitwise(trained, tmp_path):
                                                     batch_size=4))
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     cond = torch.full((3, 1), 4.0)
-    before = module.generate(3, "ddpm", 4, cond, 2.0, torch.Generator().manual_seed(9))
-    after = load_diffusion(tmp_path / "m.ckpt").generate(3, "ddpm", 4, cond, 2.0, torch.Generator().manual_seed(9))
+    before = module.sample(3, torch.Generator().manual_seed(9), conditions=cond, sampler="ddpm", steps=4, guidance=2.0)
+    after = load_diffusion(tmp_path / "m.ckpt").sample(3, torch.Generator().manual_seed(9), conditions=cond,
+                                                  sampler="ddpm", steps=4, guidance=2.0)
     assert torch.equal(before, after)
 
 

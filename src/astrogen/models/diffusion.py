@@ -20,7 +20,7 @@ for classifier-free guidance.
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal
+from typing import ClassVar, Literal
 
 import lightning as L
 import torch
@@ -38,6 +38,7 @@ from astrogen.errors import ConfigError, DataError
 from astrogen.models.blocks import ema_warmup_avg_fn
 from astrogen.models.optim import AveragedOptimConfig
 from astrogen.stats.compare import RANGE_MARGIN
+from astrogen.tasks import check_sample_request
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
 
@@ -224,7 +225,7 @@ def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: str) -> torch.Te
 
 
 @torch.inference_mode()
-def sample(
+def reverse_process(
     denoiser: Denoiser,
     config: DiffusionConfig,
     shape: tuple[int, ...],
@@ -281,7 +282,7 @@ class DiffusionModule(L.LightningModule):
         `ema_warmup_avg_fn`).
     transform : `Transform.to_dict()` of the fitted data transform (physical -> network space).
     data_meta : `FieldMeta.to_attrs()` of the training set.
-    data_range : per-channel ``[min, max]`` of the training images in network space; ``generate(clamp=True)``
+    data_range : per-channel ``[min, max]`` of the training images in network space; ``sample(clamp=True)``
         clamps samples to it, widened by ``RANGE_MARGIN`` of its width on each side, before the transform is
         inverted, and counts the clamped pixels in ``clamped_pixels``. Off by default: nothing adjusts samples
         unless asked.
@@ -320,7 +321,7 @@ class DiffusionModule(L.LightningModule):
                 raise ConfigError(f"{name} has {len(values)} values for {len(self.conditions)} conditions")
             self.register_buffer(name, torch.tensor(list(values), dtype=torch.float32))
         self.transform = Transform.from_dict(transform) if transform else None
-        self.clamped_pixels = 0  # pixels the last `generate` call clamped (0 unless clamp=True)
+        self.clamped_pixels = 0  # pixels the last `sample` call clamped (0 unless clamp=True)
 
     def standardise(self, cond: torch.Tensor) -> torch.Tensor:
         """Conditions in their own units ``[N, P]`` -> standardised network inputs."""
@@ -392,32 +393,31 @@ class DiffusionModule(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def generate(
-        self,
-        n: int,
-        sampler: str = "dpm",
-        steps: int = 20,
-        cond: torch.Tensor | None = None,
-        guidance: float = 1.0,
-        generator: torch.Generator | None = None,
-        use_ema: bool = True,
-        clamp: bool = False,
-    ) -> torch.Tensor:
-        """``n`` samples in physical units: conditions ``cond`` [n, P] in their own units.
+    kind, takes_inputs = "diffusion", False
+    sampling_options: ClassVar[dict] = {"sampler": "dpm", "steps": 20, "guidance": 1.0, "clamp": False, "use_ema": True}
 
-        ``clamp`` limits samples to the training range widened by ``RANGE_MARGIN`` (in network space) and sets
-        ``clamped_pixels`` to the number of pixels it changed; callers must record it (`sample_to_file` stores
-        the fraction in the output's provenance and the scorecard's out-of-range row counts it).
+    def sample(self, n: int, generator: torch.Generator | None = None, *, conditions: torch.Tensor | None = None,
+               inputs: torch.Tensor | None = None, **options) -> torch.Tensor:
+        """``n`` samples in physical units (`astrogen.tasks.Generative`); ``conditions`` ``[n, P]`` in their own
+        units.
+
+        Options: ``sampler`` (ddpm, ddim or dpm), ``steps``, ``guidance`` (classifier-free scale w: the
+        unconditional plus w times the conditional-minus-unconditional prediction; 1 = conditional only),
+        ``use_ema`` (the averaged weights, as trained for sampling) and ``clamp``: limit samples to the training
+        range widened by ``RANGE_MARGIN`` (in network space) and set ``clamped_pixels`` to the number of pixels it
+        changed; callers must record it (`sample_to_file` stores the fraction in the output's provenance and the
+        scorecard's out-of-range row counts it).
         """
-        if bool(self.conditions) != (cond is not None):
-            raise ConfigError(f"the model is conditioned on {self.conditions or 'nothing'}; "
-                              f"{'pass' if self.conditions else 'do not pass'} conditions")
-        network = self.ema.module if use_ema else self.denoiser
-        shape = (n, *self.hparams.image_shape)
-        x = sample(network.eval(), self.config, shape, sampler, steps,
-                   None if cond is None else self.standardise(cond.float()), guidance, generator, self.device)
+        check_sample_request(self, n, conditions, inputs, options)
+        o = {**self.sampling_options, **options}
+        if o["guidance"] != 1.0 and not self.conditions:
+            raise ConfigError("guidance needs a conditioned model; this one is conditioned on nothing")
+        network = self.ema.module if o["use_ema"] else self.denoiser
+        x = reverse_process(network.eval(), self.config, (n, *self.hparams.image_shape), o["sampler"], o["steps"],
+                            None if conditions is None else self.standardise(conditions.float()), o["guidance"],
+                            generator, self.device)
         self.clamped_pixels = 0
-        if clamp:
+        if o["clamp"]:
             if self.hparams.data_range is None:
                 raise ConfigError("clamp: this checkpoint stores no training range")
             low, high = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None]

@@ -61,6 +61,7 @@ from astrogen.models.blocks import (
     stride2_levels,
 )
 from astrogen.models.optim import AveragedOptimConfig
+from astrogen.tasks import check_sample_request
 
 # --------------------------------------------------------------------------------------------------
 # Networks.
@@ -353,20 +354,24 @@ class GANModule(L.LightningModule):
         self.load_state_dict(state, strict=False)
         self.generator_ema.module.load_state_dict(self.generator.state_dict())
 
+    conditions, sampling_options = (), {}
+
+    @property
+    def takes_inputs(self) -> bool:
+        """pixgan and vaegan map input images to outputs; a wgan draws from noise."""
+        return self.kind != "wgan"
+
     @torch.inference_mode()
-    def generate(self, n: int | None = None, generator: torch.Generator | None = None,
-                 inputs: torch.Tensor | None = None) -> torch.Tensor:
-        """Samples in physical units from the averaged generator: ``n`` from noise (wgan), or one per map of
-        ``inputs`` ``[N, C, H, W]`` in physical units (pixgan: only the ``inputs`` channels are read; vaegan:
-        all)."""
+    def sample(self, n: int, generator: torch.Generator | None = None, *, conditions: torch.Tensor | None = None,
+               inputs: torch.Tensor | None = None, **options) -> torch.Tensor:
+        """``n`` samples in physical units from the averaged generator (`astrogen.tasks.Generative`): from noise
+        (wgan), or one per map of ``inputs`` ``[n, C, H, W]`` in physical units (pixgan: only the ``inputs``
+        channels are read; vaegan: all)."""
+        check_sample_request(self, n, conditions, inputs, options)
         network = self.generator_ema.module.eval()
-        if self.kind == "wgan":
-            if inputs is not None or n is None:
-                raise ConfigError("a wgan draws n samples from noise; it takes no inputs")
+        if inputs is None:
             x = torch.empty((n, *self.hparams.image_shape), device=self.device)
         else:
-            if inputs is None:
-                raise ConfigError(f"a {self.kind} maps input images to outputs: pass inputs [N, C, H, W]")
             if tuple(inputs.shape[1:]) != tuple(self.hparams.image_shape):
                 raise DataError(f"inputs have shape {tuple(inputs.shape[1:])}, the model takes "
                                 f"{tuple(self.hparams.image_shape)}")

@@ -22,6 +22,7 @@ from astrogen.data.transforms import Transform
 from astrogen.errors import ConfigError, DataError
 from astrogen.models.blocks import ConvEncoder, DCGenerator, kl_divergence, reparameterise
 from astrogen.models.optim import OptimConfig
+from astrogen.tasks import check_sample_request
 
 
 class VAENetConfig(StrictModel):
@@ -99,9 +100,14 @@ class VAEModule(L.LightningModule):
     def _physical(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.transform is None else self.transform.inverse(x)
 
+    kind, conditions, takes_inputs, sampling_options = "vae", (), False, {}
+
     @torch.inference_mode()
-    def generate(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images in physical units decoded from z ~ N(0, 1) (drawn from ``generator``)."""
+    def sample(self, n: int, generator: torch.Generator | None = None, *, conditions: torch.Tensor | None = None,
+               inputs: torch.Tensor | None = None, **options) -> torch.Tensor:
+        """``n`` images in physical units decoded from z ~ N(0, 1) drawn from ``generator``
+        (`astrogen.tasks.Generative`: no conditions, inputs or options)."""
+        check_sample_request(self, n, conditions, inputs, options)
         self.eval()
         z = torch.randn((n, self.net.latent), generator=generator).to(self.device)
         return self._physical(self.decoder(z))

@@ -156,8 +156,9 @@ def generate_sky(models_dir: str | os.PathLike, out: str | os.PathLike, nside: i
     maps[:, meta.channels.index("kappa")] = kappa_patches[:, 0]
     for b, first in enumerate(range(0, len(maps), batch_size)):  # batches bound memory, not a per-map loop
         generator = torch.Generator().manual_seed(batch_seed(seed, b))
-        step2 = pix.generate(None, generator, torch.from_numpy(maps[first : first + batch_size]))
-        maps[first : first + batch_size] = vae.generate(None, generator, step2).cpu().numpy()
+        inputs = torch.from_numpy(maps[first : first + batch_size])
+        step2 = pix.sample(len(inputs), generator, inputs=inputs)
+        maps[first : first + batch_size] = vae.sample(len(step2), generator, inputs=step2).cpu().numpy()
     sky = patches_to_healpix(maps, c.nside, grid, params["lon0"], params["lat0"], rotations_from_params(params))
     coverage = float(np.mean(sky[0] != hp.UNSEEN))
     out.parent.mkdir(parents=True, exist_ok=True)

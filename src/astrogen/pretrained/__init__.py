@@ -1,13 +1,13 @@
 """Pretrained models shipped with astrogen: one folder per model, each a model folder of `astrogen.tasks`
 (``model.safetensors`` + ``config.json``) with its card ``MODEL.md``.
 
-Every shipped model is trained by ``astrogen train`` from a preset in ``configs/``; its card gives the command,
-code commit, steps, wall time, hardware, data set and seed, and the scorecard it reaches with the command that
-measured it. Use ``astrogen sample pretrained:NAME --n 1000 --out gen.h5`` or::
+Every shipped model is trained by ``astrogen train`` from an experiment in ``configs/train/``; its card gives the
+command, code commit, steps, wall time, hardware, data set and seed, and the scorecard it reaches with the command
+that measured it. Use ``astrogen sample pretrained:NAME --n 1000 --out gen.h5`` or::
 
     import astrogen.pretrained
     model = astrogen.pretrained.load("matter-demo")
-    images = model.generate(16, "dpm", 20)      # physical units (delta for the matter models)
+    images = model.sample(16, steps=20)   # physical units (delta for the matter models)
 """
 
 from __future__ import annotations

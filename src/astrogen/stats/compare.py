@@ -38,7 +38,7 @@ from astrogen.stats._common import as_maps, batch_ndim
 DEFAULT_STATS = ("pixel_pdf", "power", "peaks", "minkowski", "clusters", "bispectrum", "mean", "out_of_range")
 
 # Pixels beyond the real set's range widened by this fraction of its width on each side are "out of range"
-# (also the margin of `DiffusionModule.generate(clamp=True)`).
+# (also the margin of `DiffusionModule.sample(clamp=True)`).
 RANGE_MARGIN = 0.25
 
 PDF_BINS = 50
