@@ -178,3 +178,33 @@ def test_every_generative_kind_samples_through_one_interface(tmp_path):
     with pytest.raises(ConfigError, match="guidance needs a conditioned model"):
         sample_to_file(tmp_path / "d.ckpt", tmp_path / "g.h5", n=2, steps=2, guidance=2.0)
     assert not (tmp_path / "g.h5").exists()  # nothing left behind
+
+
+def outputs(model, images: np.ndarray) -> np.ndarray:
+    """What a model of any kind computes from ``images`` (or draws beside them), as an array."""
+    generator = torch.Generator().manual_seed(0)
+    if isinstance(model, Generative):
+        inputs = torch.from_numpy(images) if model.takes_inputs else None
+        return model.sample(len(images), generator, inputs=inputs, **({"steps": 2} if model.kind == "diffusion"
+                                                                       else {})).numpy()
+    if hasattr(model, "predict"):
+        return model.predict(images)
+    if hasattr(model, "denoise"):
+        return model.denoise(images)
+    return model.sample(images, n_samples=8, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["diffusion", "wgan", "pixgan", "vaegan", "vae", "regressor", "segmentation",
+                                  "denoiser", "posterior"])
+def test_every_kind_exports_to_a_folder_that_computes_what_its_checkpoint_does(tiny_model, tiny_data, tmp_path,
+                                                                                kind):
+    from astrogen.data import FieldSet
+
+    checkpoint = tiny_model(kind)
+    folder = export_model(checkpoint, tmp_path / kind)
+    with FieldSet(tiny_data) as fs:
+        images = fs[:3].images
+    model, reloaded = load_model(checkpoint), load_model(folder)
+    assert type(model) is type(reloaded)
+    np.testing.assert_allclose(outputs(reloaded, images), outputs(model, images), rtol=1e-5, atol=1e-6)

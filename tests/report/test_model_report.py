@@ -16,24 +16,10 @@ from astrogen.train import train
 TRAINER = {"max_steps": 2, "val_every_steps": 2, "accelerator": "cpu", "devices": 1}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from astrogen.sims import simulate_to_file
-
-    root = tmp_path_factory.mktemp("models")
-    data = simulate_to_file("galactic_center", 48, root / "gc.h5", seed=2,
-                            config={"size": 16, "supersample": 2, "a_dm": [0.5, 1.5]})
-    configs = {
-        "regressor": {"data": {"targets": ["A_dm", "n_ps_disk"]}, "model": {"channels": [4, 4], "hidden": [8]}},
-        "segmentation": {"model": {"channels": [4, 4, 4, 4], "bridge": 8}},
-        "denoiser": {"data": {"transform": [{"name": "MaxNorm"}]}, "model": {"channels": [4, 4]}},
-    }
-    checkpoints = {}
-    for kind, extra in configs.items():
-        cfg = {"kind": kind, "data": {"path": str(data), "batch_size": 8, **extra.pop("data", {})}, **extra,
-               "trainer": {**TRAINER, "out": str(root / kind)}}
-        checkpoints[kind] = train(cfg, progress=False).checkpoint
-    return data, checkpoints
+@pytest.fixture
+def trained(tiny_data, tiny_model):
+    """The session's small gamma-ray set and its tiny regressor, segmentation and denoiser checkpoints."""
+    return tiny_data, {kind: tiny_model(kind) for kind in ("regressor", "segmentation", "denoiser")}
 
 
 def test_each_task_writes_a_report_with_its_metrics(trained, tmp_path):
