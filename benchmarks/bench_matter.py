@@ -16,7 +16,7 @@ import torch
 from _timing import headline
 
 from astrogen.sims import get_simulator
-from astrogen.sims.matter import power_spectrum
+from astrogen.sims.matter import ParticleMesh, power_spectrum
 
 
 def main() -> None:
@@ -28,6 +28,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     sim = get_simulator("matter", {"n_grid": args.n_grid, "n_steps": args.n_steps, "device": args.device,
                                    "tile_size": args.n_grid // 2})
+    warm = time.perf_counter()  # numba compiles the CIC kernels on the first call (then cached on disk): not timed
+    mesh = ParticleMesh(8, 8.0, args.device)
+    mesh.gravity(mesh.lattice(), 0.3)
+    mesh.paint(mesh.lattice(), torch.float64)
+    print(f"CIC kernels: first call (compile or cache load) {time.perf_counter() - warm:.1f} s, not timed")
     start = time.perf_counter()
     delta, cosmo = sim.density(np.random.default_rng(0))
     tiles = sim.tiles(delta).cpu()

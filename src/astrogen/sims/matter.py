@@ -48,6 +48,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+from numba import njit
 from pydantic import Field, model_validator
 
 from astrogen.config import StrictModel
@@ -56,8 +57,64 @@ from astrogen.errors import ConfigError, DataError
 from astrogen.sims.base import SimSpec, Simulator
 from astrogen.sims.cosmology import Cosmology
 
-# Particles per CIC chunk on CPU: 2^15 particles keep their [8, P] indices and weights (768 KB) in a core's L2.
-PARTICLE_CHUNK = 1 << 15
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _cic_axis(x, size, one, n):
+    """Lower and upper (wrapped) cell of a coordinate ``x`` in cells along one axis of ``n`` cells and their
+    weights (1 - frac, frac), in the float type of ``x``, as `ParticleMesh.cic_weights` computes them."""
+    if not 0 <= x < size:  # outside the box (torch.remainder; fmod is slow, so only here)
+        x = np.fmod(x, size)
+        if x < 0:  # the sign of the divisor
+            x += size
+    low = min(np.floor(x), size - one)  # x rounded up to exactly n: weight 1 on the upper cell, 0
+    frac = x - low
+    i = int(low)
+    return i, (i + 1 if i < n - 1 else 0), one - frac, frac
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _cic_neighbours(pos, p, cell, n):
+    """Flat indices into the periodic mesh [n, n, n] of the 8 CIC neighbours of particle ``p`` of ``pos`` [3, N_p]
+    (Mpc/h; ``cell`` Mpc/h per cell) and their weights (sum 1): the order and float arithmetic (the dtype of
+    ``pos``) of `ParticleMesh.cic_weights`, with the upper neighbour wrapped instead of padded."""
+    one, size, cell = pos.dtype.type(1), pos.dtype.type(n), pos.dtype.type(cell)
+    i0, i1, wi0, wi1 = _cic_axis(pos[0, p] / cell, size, one, n)
+    j0, j1, wj0, wj1 = _cic_axis(pos[1, p] / cell, size, one, n)
+    k0, k1, wk0, wk1 = _cic_axis(pos[2, p] / cell, size, one, n)
+    r00, r01, r10, r11 = (i0 * n + j0) * n, (i0 * n + j1) * n, (i1 * n + j0) * n, (i1 * n + j1) * n
+    w00, w01, w10, w11 = wi0 * wj0, wi0 * wj1, wi1 * wj0, wi1 * wj1
+    index = (r00 + k0, r00 + k1, r01 + k0, r01 + k1, r10 + k0, r10 + k1, r11 + k0, r11 + k1)
+    weight = (w00 * wk0, w00 * wk1, w01 * wk0, w01 * wk1, w10 * wk0, w10 * wk1, w11 * wk0, w11 * wk1)
+    return index, weight
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _cic_paint(pos, cell, n):
+    """CIC mass [n, n, n] of unit-mass particles at ``pos`` [3, N_p] (Mpc/h), in the dtype of ``pos``: one serial
+    scatter loop (deterministic sums)."""
+    mass = np.zeros(n**3, pos.dtype)
+    for p in range(pos.shape[1]):
+        index, weight = _cic_neighbours(pos, p, cell, n)
+        for q in range(8):
+            mass[index[q]] += weight[q]
+    return mass.reshape(n, n, n)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _cic_readout(grid, pos, cell):
+    """CIC values [C, N_p] of the mesh fields ``grid`` [C, n, n, n] at ``pos`` [3, N_p] (Mpc/h, the dtype of
+    ``grid``): one gather loop."""
+    n = grid.shape[1]
+    flat = grid.reshape(grid.shape[0], -1)
+    out = np.empty((grid.shape[0], pos.shape[1]), grid.dtype)
+    for p in range(pos.shape[1]):
+        index, weight = _cic_neighbours(pos, p, cell, n)
+        for c in range(grid.shape[0]):
+            total = grid.dtype.type(0)
+            for q in range(8):
+                total += weight[q] * flat[c, index[q]]
+            out[c, p] = total
+    return out
 
 
 class ParticleMesh:
@@ -160,19 +217,20 @@ class ParticleMesh:
         w = weight[0][:, None, None] * weight[1][None, :, None] * weight[2][None, None, :]
         return base + offsets[:, None], w.reshape(8, -1)
 
-    def _particle_chunks(self, n_particles: int) -> list[slice]:
-        """On CPU, slices of `PARTICLE_CHUNK` particles, whose CIC indices and weights stay in cache (computing
-        them per chunk, twice per force, is cheaper than streaming [8, N_p] arrays from memory); one slice on GPU."""
-        step = PARTICLE_CHUNK if self.device.type == "cpu" else n_particles
-        return [slice(start, start + step) for start in range(0, n_particles, step)]
-
     def paint(self, pos: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Density rho / rho_bar on the mesh [n, n, n] from equal-mass particles by CIC (mean exactly 1)."""
+        """Density rho / rho_bar on the mesh [n, n, n] from equal-mass particles by CIC (mean exactly 1): a compiled
+        serial loop on CPU (deterministic sums), `_paint_torch` on other devices."""
+        if self.device.type != "cpu":
+            return self._paint_torch(pos, dtype)
+        mass = _cic_paint(pos.to(dtype).contiguous().numpy(), self.cell, self.n)
+        return torch.from_numpy(mass) * (self.n**3 / pos.shape[1])
+
+    def _paint_torch(self, pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`paint` by one ``index_add_`` of all 8 neighbours into the padded mesh (any device)."""
         n = self.n
-        padded = torch.zeros((n + 1) ** 3, dtype=dtype, device=self.device)
-        for part in self._particle_chunks(pos.shape[1]):
-            idx, w = self.cic_weights(pos[:, part], dtype)
-            padded.index_add_(0, idx.reshape(-1), w.reshape(-1))  # one scatter of all 8 neighbours
+        padded = torch.zeros((n + 1) ** 3, dtype=dtype, device=pos.device)
+        idx, w = self.cic_weights(pos, dtype)
+        padded.index_add_(0, idx.reshape(-1), w.reshape(-1))
         padded = padded.view(n + 1, n + 1, n + 1)
         padded[0] += padded[n]  # fold the padding planes back onto planes 0
         padded[:, 0] += padded[:, n]
@@ -180,14 +238,19 @@ class ParticleMesh:
         return padded[:n, :n, :n] * (n**3 / pos.shape[1])
 
     def readout(self, grid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Values of the mesh fields ``grid`` [C, n, n, n] at the particles by CIC, [C, N_p]."""
+        """Values of the mesh fields ``grid`` [C, n, n, n] at the particles by CIC, [C, N_p]: a compiled loop on
+        CPU, `_readout_torch` on other devices."""
+        if self.device.type != "cpu":
+            return self._readout_torch(grid, pos)
+        return torch.from_numpy(_cic_readout(grid.contiguous().numpy(), pos.to(grid.dtype).contiguous().numpy(),
+                                             self.cell))
+
+    def _readout_torch(self, grid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """`readout` by one gather of the 8 neighbours of every particle for all components, [C, 8, N_p] (any
+        device)."""
         padded = torch.nn.functional.pad(grid[None], (0, 1, 0, 1, 0, 1), mode="circular")[0].flatten(1)
-        out = torch.empty(len(grid), pos.shape[1], dtype=grid.dtype, device=grid.device)
-        for part in self._particle_chunks(pos.shape[1]):
-            idx, w = self.cic_weights(pos[:, part], grid.dtype)
-            # One gather of the 8 neighbours of every particle for all components, [C, 8, P], weighted in place.
-            out[:, part] = padded.index_select(1, idx.reshape(-1)).view(len(grid), 8, -1).mul_(w).sum(1)
-        return out
+        idx, w = self.cic_weights(pos, grid.dtype)
+        return padded.index_select(1, idx.reshape(-1)).view(len(grid), 8, -1).mul_(w).sum(1)
 
     def gravity(self, pos: torch.Tensor, omega_m: float) -> torch.Tensor:
         """Force F = -grad psi at the particles, laplacian(psi) = 1.5 Omega_m delta, [3, N_p] in Mpc/h."""
