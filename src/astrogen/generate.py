@@ -16,7 +16,7 @@ from astrogen.data import FieldMeta, FieldSet, FieldSetWriter
 from astrogen.data.merge import merge_fieldsets
 from astrogen.errors import ConfigError, InputFileError
 from astrogen.progress import progress_bar
-from astrogen.tasks import GENERATIVE, load_model
+from astrogen.tasks import GENERATIVE, load_model, resolve_options
 
 
 def load_diffusion(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -106,10 +106,7 @@ def sample_to_file(
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     model = load_model(checkpoint, device, kinds=GENERATIVE)
     given = {"sampler": sampler, "steps": steps, "guidance": guidance, "clamp": clamp}
-    refused = sorted(k for k, v in given.items() if v is not None and k not in model.sampling_options)
-    if refused:
-        raise ConfigError(f"{checkpoint}: a {model.kind} model takes no {', '.join(refused)}")
-    options = {**model.sampling_options, **{k: v for k, v in given.items() if v is not None}}
+    options = resolve_options(model, {k: v for k, v in given.items() if v is not None})  # refused before writing
     clamp = options.get("clamp", False)
     if clamp and world > 1:
         raise ConfigError("clamp: sampling with several processes cannot record the clamped fraction; use one")

@@ -71,14 +71,20 @@ class Generative(Protocol):
         or a missing or unexpected ``conditions`` or ``inputs``, is a `ConfigError`."""
 
 
-def check_sample_request(model: Generative, n: int, conditions: torch.Tensor | None, inputs: torch.Tensor | None,
-                         options: dict) -> None:
-    """The argument checks of `Generative.sample` that every kind shares, each a one-line `ConfigError`."""
-    kind = model.kind
+def resolve_options(model: Generative, options: dict) -> dict:
+    """``model.sampling_options`` with ``options`` applied; an option the kind does not take is a `ConfigError`."""
     unknown = sorted(set(options) - set(model.sampling_options))
     if unknown:
-        raise ConfigError(f"a {kind} model takes no sampling option {', '.join(unknown)}; its options: "
+        raise ConfigError(f"a {model.kind} model takes no sampling option {', '.join(unknown)}; its options: "
                           f"{', '.join(model.sampling_options) or 'none'}")
+    return {**model.sampling_options, **options}
+
+
+def check_sample_request(model: Generative, n: int, conditions: torch.Tensor | None, inputs: torch.Tensor | None,
+                         options: dict) -> dict:
+    """The argument checks of `Generative.sample` that every kind shares, each a one-line `ConfigError`; returns
+    the resolved options (`resolve_options`)."""
+    kind, resolved = model.kind, resolve_options(model, options)
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     if bool(model.conditions) != (conditions is not None):
@@ -90,6 +96,7 @@ def check_sample_request(model: Generative, n: int, conditions: torch.Tensor | N
     for name, given in (("conditions", conditions), ("inputs", inputs)):
         if given is not None and len(given) != n:
             raise ConfigError(f"{len(given)} rows of {name} for {n} samples")
+    return resolved
 FORMAT, FORMAT_VERSION = "astrogen-model", 1
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "MODEL.md"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"

@@ -70,6 +70,6 @@ def test_vae_task_trains_samples_and_traverses(tmp_path):
         assert fa.meta.channels == ["intensity"]
     with pytest.raises(ConfigError, match="conditioned on nothing"):
         sample_to_file(result.checkpoint, tmp_path / "c.h5", n=2, cond={"x0": 1.0})
-    with pytest.raises(ConfigError, match="a vae model takes no clamp, steps"):
+    with pytest.raises(ConfigError, match="a vae model takes no sampling option clamp, steps"):
         sample_to_file(result.checkpoint, tmp_path / "c.h5", n=2, steps=5, clamp=True)
     assert not (tmp_path / "c.h5").exists()

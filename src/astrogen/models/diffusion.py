@@ -408,8 +408,7 @@ class DiffusionModule(L.LightningModule):
         changed; callers must record it (`sample_to_file` stores the fraction in the output's provenance and the
         scorecard's out-of-range row counts it).
         """
-        check_sample_request(self, n, conditions, inputs, options)
-        o = {**self.sampling_options, **options}
+        o = check_sample_request(self, n, conditions, inputs, options)
         if o["guidance"] != 1.0 and not self.conditions:
             raise ConfigError("guidance needs a conditioned model; this one is conditioned on nothing")
         network = self.ema.module if o["use_ema"] else self.denoiser
