@@ -208,3 +208,12 @@ def test_every_kind_exports_to_a_folder_that_computes_what_its_checkpoint_does(t
     model, reloaded = load_model(checkpoint), load_model(folder)
     assert type(model) is type(reloaded)
     np.testing.assert_allclose(outputs(reloaded, images), outputs(model, images), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_sample_command_passes_only_the_diffusion_options_a_user_sets(tiny_model, tmp_path, cli):
+    wgan = str(tiny_model("wgan"))
+    code, _, err = cli("sample", wgan, "--out", str(tmp_path / "a.h5"), "--n", "2", "--steps", "5")
+    assert code == 2 and err.strip() == "error: a wgan model takes no sampling option steps; its options: none"
+    code, _, err = cli("sample", wgan, "--out", str(tmp_path / "b.h5"), "--n", "2")  # the shown defaults not sent
+    assert code == 0, err

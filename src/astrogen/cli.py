@@ -253,18 +253,19 @@ def _parse_conditions(items: list[str]) -> dict[str, float]:
 
 @app.command("sample")
 def sample_(
+    ctx: typer.Context,
     checkpoint: Annotated[str, typer.Argument(help="Trained model: a .ckpt, a model folder or pretrained:NAME.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output FieldSet file (.h5).")],
     n: Annotated[int | None, typer.Option("--n", "-n", min=1, help="Samples \\[rows of --cond-from, or 1000].")]
     = None,
-    sampler: Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim or dpm (DPM-Solver++) \\[dpm].")]
-    = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Diffusion: sampling steps \\[20].")] = None,
+    sampler: Annotated[str, typer.Option(help="Diffusion: ddpm, ddim or dpm (DPM-Solver++).")]
+    = "dpm",
+    steps: Annotated[int, typer.Option(min=1, help="Diffusion: sampling steps.")] = 20,
     cond: Annotated[list[str] | None, typer.Option("--cond", help="Condition name=value (repeatable).")] = None,
     cond_from: Annotated[Path | None, typer.Option(help="FieldSet whose params give per-sample conditions.")]
     = None,
-    guidance: Annotated[float | None, typer.Option(
-        help="Diffusion: classifier-free guidance scale (1 = conditional only) \\[1.0].")] = None,
+    guidance: Annotated[float, typer.Option(help="Diffusion: classifier-free guidance scale (1 = conditional "
+                                                    "only).")] = 1.0,
     inputs_from: Annotated[Path | None, typer.Option(help="pixgan/vaegan: FieldSet of input maps.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.")] = 64,
@@ -272,10 +273,9 @@ def sample_(
     devices: Annotated[int, typer.Option(min=1, help="Processes per node, e.g. one per GPU; same samples as 1.")]
     = 1,
     num_nodes: Annotated[int, typer.Option(min=1, help="Machines (e.g. SLURM nodes).")] = 1,
-    clamp: Annotated[bool | None, typer.Option("--clamp", help="Diffusion: clamp samples to the training range "
-                                                               "widened by 25% (recorded in the output; scored as "
-                                                               "out of range).")]
-    = None,
+    clamp: Annotated[bool, typer.Option("--clamp", help="Diffusion: clamp samples to the training range widened by "
+                                                        "25% (recorded in the output; scored as out of range).")]
+    = False,
     compression: Compression = "none",
     overwrite: Overwrite = False,
 ) -> None:
@@ -288,11 +288,14 @@ def sample_(
 
     from astrogen.generate import sample_to_file
 
+    # The diffusion options the user set (the defaults shown are the diffusion models'): another kind refuses them.
+    options = {name: value for name, value in (("sampler", sampler), ("steps", steps), ("guidance", guidance),
+                                               ("clamp", clamp))
+               if ctx.get_parameter_source(name).name != "DEFAULT"}  # Typer vendors its own click
     path = sample_to_file(
-        checkpoint, out, n=n, sampler=sampler, steps=steps, cond=_parse_conditions(cond or []),
-        cond_from=cond_from, guidance=guidance, seed=seed, batch_size=batch_size, device=device,
-        compression=_compression(compression), overwrite=overwrite, progress=True, inputs_from=inputs_from,
-        devices=devices, num_nodes=num_nodes, clamp=clamp,
+        checkpoint, out, n=n, cond=_parse_conditions(cond or []), cond_from=cond_from, seed=seed,
+        batch_size=batch_size, device=device, compression=_compression(compression), overwrite=overwrite,
+        progress=True, inputs_from=inputs_from, devices=devices, num_nodes=num_nodes, **options,
     )
     if rank_zero_only.rank == 0:
         console.print(f"wrote samples to {path}")
