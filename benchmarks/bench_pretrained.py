@@ -93,9 +93,11 @@ def held_out_and_generated(name: str, n: int, seed: int, out: Path, guidance: fl
     hparams = shipped.config(name)["hyper_parameters"]
     real = held_out(training_meta(name), n, out / f"{name}-real.h5")
     conditional = bool(hparams.get("conditions"))
-    gen = sample_to_file(f"pretrained:{name}", out / f"{name}-gen.h5", n=n, sampler="dpm", steps=20, seed=seed,
-                         cond_from=real if conditional else None, guidance=guidance if conditional else 1.0,
-                         overwrite=True)
+    options = {}  # GANs and VAEs take no sampling option
+    if shipped.config(name)["kind"] == "diffusion":
+        options = {"sampler": "dpm", "steps": 20, "guidance": guidance if conditional else 1.0}
+    gen = sample_to_file(f"pretrained:{name}", out / f"{name}-gen.h5", n=n, seed=seed,
+                         cond_from=real if conditional else None, overwrite=True, **options)
     return real, gen
 
 
