@@ -88,6 +88,36 @@ def test_compiled_maxima_match_a_maximum_filter(periodic, dtype):
                 np.testing.assert_array_equal(counts[n, c], hist)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("edges", [np.linspace(-2, 6, 17), np.linspace(0, 1, 11), np.array([-1.0, 0.1, 0.2, 3.0])])
+def test_peak_counts_bin_edge_ties_as_np_histogram(edges, dtype):
+    # One peak per 3x3 map, its height on every edge and one float either side of it, and outside the edges: the
+    # kernel's arithmetic bin of uniform edges (checked against the edges) must give np.histogram's bins exactly,
+    # the last edge counted in the last bin.
+    nu = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), edges[[0, -1]] + [-1, 1]])
+    maps = np.full((len(nu), 1, 3, 3), -1e9, dtype=dtype)
+    maps[:, 0, 1, 1] = nu * 0.5
+    expected, _ = np.histogram(maps[:, 0, 1, 1].astype(np.float64) / 0.5, bins=edges)
+    for periodic in (True, False):
+        counts = peak_counts(maps, nu_edges=edges, sigma=0.5, periodic=periodic).counts
+        assert counts.sum() == expected.sum() < len(nu)
+        np.testing.assert_array_equal(counts.sum(axis=(0, 1)), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_maps_raise_the_maps_error(bad, dtype):
+    # The peak kernels check finiteness in their own pass (no separate check first): the same error as as_maps.
+    maps = np.random.default_rng(6).normal(size=(3, 2, 16, 16)).astype(dtype)
+    maps[2, 1, 15, 0] = bad
+    calls = [lambda: peak_counts(maps, sigma=1.0), lambda: peak_counts(maps), lambda: find_peaks(maps),
+             lambda: find_peaks(maps, periodic=True), lambda: stacked_profile(maps, size=5),
+             lambda: peak_profiles(maps, size=5, threshold_nu=1.0), lambda: peak_counts(maps, beam_fwhm=2.0)]
+    for call in calls:
+        with pytest.raises(DataError, match=r"^maps: contains NaN or inf$"):
+            call()
+
+
 def test_stacked_profile_recovers_the_blob():
     rng = np.random.default_rng(3)
     fwhm = 4.0

@@ -20,10 +20,15 @@ def _check(shape: tuple[int, ...], finite: bool, ndim: int, what: str) -> None:
     if 0 in shape:
         raise DataError(f"{what}: empty array of shape {tuple(shape)}")
     if not finite:
-        raise DataError(f"{what}: contains NaN or inf")
+        raise not_finite(what)
 
 
-def as_maps(x, ndim: int = 4, what: str = "maps", float64: bool = False) -> np.ndarray:
+def not_finite(what: str = "maps") -> DataError:
+    """The error for input with NaN or inf (raised here, or by a compiled kernel that checks in its own pass)."""
+    return DataError(f"{what}: contains NaN or inf")
+
+
+def as_maps(x, ndim: int = 4, what: str = "maps", float64: bool = False, check_finite: bool = True) -> np.ndarray:
     """Validated NumPy array of a batch of maps: float32 stays float32 (no copy), anything else becomes float64.
 
     Parameters
@@ -33,6 +38,7 @@ def as_maps(x, ndim: int = 4, what: str = "maps", float64: bool = False) -> np.n
     ndim : number of axes of the batched form (4 for 2D maps, 5 for 3D boxes).
     what : name used in error messages.
     float64 : float64 whatever the input (moments and fits, whose sums need the precision).
+    check_finite : False leaves the NaN/inf check to a caller whose own pass over the maps does it (one pass less).
 
     Raises
     ------
@@ -42,7 +48,7 @@ def as_maps(x, ndim: int = 4, what: str = "maps", float64: bool = False) -> np.n
         x = x.detach().cpu().numpy()
     array = np.asarray(x)
     array = array if array.dtype == np.float32 and not float64 else array.astype(np.float64, copy=False)
-    _check(array.shape, bool(np.isfinite(array).all()), ndim, what)
+    _check(array.shape, not check_finite or bool(np.isfinite(array).all()), ndim, what)
     return array if array.ndim == ndim else array[None, None]
 
 

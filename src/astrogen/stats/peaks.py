@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 from scipy import fft as sp_fft
 from scipy import ndimage
 
 from astrogen.errors import DataError
-from astrogen.stats._common import as_maps
+from astrogen.stats._common import as_maps, not_finite
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
 
@@ -73,79 +74,142 @@ def smooth_beam(maps, beam_fwhm: float, pixel_size: float = 1.0, periodic: bool 
 
 @njit(cache=True, nogil=True, fastmath=False)
 def _above(a, b):
-    """max(a, b) as one select (vectorisable; the maps are finite, no NaN rule needed)."""
+    """max(a, b) as one select (vectorisable; NaN only in maps that are rejected anyway)."""
     return a if a > b else b
 
 
 @njit(cache=True, nogil=True, fastmath=False)
 def _framed(x, m, periodic, frame):
     """Map ``m`` of ``x`` [M, H, W] copied into ``frame`` [H + 2, W + 2] inside a border of its wrapped edges, or
-    of -inf (in a map 1 or 2 pixels wide a wrapped neighbour repeats, or is the pixel itself)."""
+    of -inf (in a map 1 or 2 pixels wide a wrapped neighbour repeats, or is the pixel itself); True if all its
+    pixels are finite (checked in the same pass)."""
     h, w = x.shape[1], x.shape[2]
-    for i in range(h + 2):
-        r = (i - 1) % h
-        inside = periodic or 0 < i <= h
+    bad = np.uint8(0)
+    for i in range(h):
         for j in range(w):
-            frame[i, j + 1] = x[m, r, j] if inside else -np.inf
-        frame[i, 0] = x[m, r, w - 1] if inside and periodic else -np.inf
-        frame[i, w + 1] = x[m, r, 0] if inside and periodic else -np.inf
+            v = x[m, i, j]
+            frame[i + 1, j + 1] = v
+            bad |= not np.abs(v) < np.inf
+    for i in range(1, h + 1):
+        frame[i, 0] = frame[i, w] if periodic else -np.inf
+        frame[i, w + 1] = frame[i, 1] if periodic else -np.inf
+    for j in range(w + 2):
+        frame[0, j] = frame[h, j] if periodic else -np.inf
+        frame[h + 1, j] = frame[1, j] if periodic else -np.inf
+    return bad == 0
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _peak_row(frame, i, out, k):
-    """``out[k, j]``: pixel j of row ``i`` of the map in ``frame`` (see `_framed`) strictly above its 8
-    neighbours; branch-free, vectorised by LLVM."""
-    for j in range(frame.shape[1] - 2):
-        up = _above(_above(frame[i, j], frame[i, j + 1]), frame[i, j + 2])
-        down = _above(_above(frame[i + 2, j], frame[i + 2, j + 1]), frame[i + 2, j + 2])
-        out[k, j] = frame[i + 1, j + 1] > _above(_above(up, down), _above(frame[i + 1, j], frame[i + 1, j + 2]))
+def _flag_peaks(top, mid, bottom, flags):
+    """``flags[k]`` (uint8): ``mid[k + 1]`` strictly above its 8 neighbours, where ``top``, ``mid`` and ``bottom``
+    are the flat frame from its rows 0, 1 and 2 on. One branch-free loop over contiguous 1-D arrays: SIMD."""
+    for k in range(flags.size):
+        up = _above(_above(top[k], top[k + 1]), top[k + 2])
+        down = _above(_above(bottom[k], bottom[k + 1]), bottom[k + 2])
+        flags[k] = mid[k + 1] > _above(_above(up, down), _above(mid[k], mid[k + 2]))
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _scan(x, m, periodic, buffers):
+    """Peak flags of map ``m`` of ``x`` [M, H, W] in ``flags`` [H (W + 2)] (row-major over the frame's columns 1..W + 2,
+    the last two of each row 0) and the map in the frame ``buffers[0]``; True if the map is finite."""
+    frame, flags = buffers
+    h, w = x.shape[1], x.shape[2]
+    span, n = w + 2, h * (w + 2)
+    finite = _framed(x, m, periodic, frame[: (h + 2) * span].reshape(h + 2, span))
+    _flag_peaks(frame[: n + 2], frame[span : span + n + 2], frame[2 * span : 2 * span + n + 2], flags[:n])
+    for i in range(h):
+        flags[i * span + w] = flags[i * span + w + 1] = 0
+    return finite
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _buffers(x):
+    """(flat frame, flags) for `_scan` of the maps ``x`` [M, H, W]; the flags padded with zeros to whole 64s."""
+    h, w = x.shape[1], x.shape[2]
+    n = h * (w + 2)
+    return np.empty((h + 2) * (w + 2) + 2, x.dtype), np.zeros((n + 63) // 64 * 64, np.uint8)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
 def _peak_mask(x, periodic):
-    """Bool mask [M, H, W] of the pixels of the maps ``x`` [M, H, W] strictly above their 8 neighbours."""
+    """(bool mask [M, H, W] of the pixels of the maps ``x`` [M, H, W] strictly above their 8 neighbours, whether
+    all maps are finite)."""
     h, w = x.shape[1], x.shape[2]
-    rows = np.empty((x.shape[0] * h, w), np.bool_)
-    frame = np.empty((h + 2, w + 2), x.dtype)
+    mask = np.empty(x.shape, np.bool_)
+    buffers = _buffers(x)
+    flags = buffers[1][: h * (w + 2)].reshape(h, w + 2)
+    finite = True
     for m in range(x.shape[0]):
-        _framed(x, m, periodic, frame)
+        finite &= _scan(x, m, periodic, buffers)
         for i in range(h):
-            _peak_row(frame, i, rows, m * h + i)
-    return rows.reshape(x.shape)
+            for j in range(w):
+                mask[m, i, j] = flags[i, j]
+    return mask, finite
+
+
+_BYTES_TO_BITS = np.uint64(0x0102040810204080)  # (8 bytes of 0 or 1) * this >> 56: their 8 bits, in order
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _flag_bits(words, t):
+    """The 64 flags (bytes 0 or 1) in ``words[8 t : 8 t + 8]`` (uint64) as the bits of one uint64, flag k bit k."""
+    bits = np.uint64(0)
+    for q in range(8):
+        bits |= ((words[8 * t + q] * _BYTES_TO_BITS) >> np.uint64(56)) << np.uint64(8 * q)
+    return bits
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _bin(nu, edges, lowest, per_unit):
+    """Bin of ``nu`` in ``edges`` [B + 1] as np.histogram (last bin closed), or -1 / B outside: the bin of uniform
+    edges ``lowest + i / per_unit`` first, checked against ``edges`` (exact); a binary search if that misses."""
+    b = edges.size - 1
+    guess = (nu - lowest) * per_unit
+    k = int(guess) if 0 <= guess < b else 0
+    if edges[k] <= nu < edges[k + 1]:
+        return k
+    return b - 1 if nu == edges[b] else np.searchsorted(edges, nu, side="right") - 1
 
 
 @njit(cache=True, nogil=True, fastmath=False)
 def _peak_histogram(x, periodic, sigma, edges):
-    """Peaks per map and bin of nu = value / sigma, [M, B] (int64), of the maps ``x`` [M, H, W] (map m of channel
-    m % C of ``sigma`` [C]); bins ``edges`` [B + 1] as np.histogram (last bin closed), peaks outside not counted."""
-    b = edges.size - 1
+    """(peaks per map and bin of nu = value / sigma, [M, B] int64; whether all maps are finite) of the maps ``x``
+    [M, H, W] (map m of channel m % C of ``sigma`` [C]); bins ``edges`` [B + 1] as np.histogram (last bin
+    closed), peaks outside not counted. The flags are visited 64 at a time, set bits only."""
+    b, span = edges.size - 1, x.shape[2] + 2
     counts = np.zeros((x.shape[0], b), np.int64)
-    row = np.empty((1, x.shape[2]), np.bool_)
-    frame = np.empty((x.shape[1] + 2, x.shape[2] + 2), x.dtype)
+    buffers = _buffers(x)
+    centre, words = buffers[0][span + 1 :], buffers[1].view(np.uint64)
+    per_unit = b / (edges[b] - edges[0])
+    finite = True
     for m in range(x.shape[0]):
         s = sigma[m % sigma.size]
-        _framed(x, m, periodic, frame)
-        for i in range(x.shape[1]):
-            _peak_row(frame, i, row, 0)
-            for j in range(x.shape[2]):
-                if row[0, j]:
-                    nu = x[m, i, j] / s
-                    k = b - 1 if nu == edges[b] else np.searchsorted(edges, nu, side="right") - 1
-                    if 0 <= k < b:
-                        counts[m, k] += 1
-    return counts
+        finite &= _scan(x, m, periodic, buffers)
+        for t in range(words.size // 8):
+            bits = _flag_bits(words, t)
+            while bits:
+                k = _bin(centre[64 * t + trailing_zeros(bits)] / s, edges, edges[0], per_unit)
+                bits &= bits - np.uint64(1)
+                if 0 <= k < b:
+                    counts[m, k] += 1
+    return counts, finite
 
 
 def _local_maxima(x: np.ndarray, periodic: bool) -> np.ndarray:
     """Bool mask of pixels strictly above all 8 neighbours (wrapped, or -inf outside the map): one compiled pass
-    over the maps in their own precision (the comparisons are exact)."""
+    over the maps in their own precision (the comparisons are exact) that also rejects NaN and inf."""
     h, w = x.shape[-2:]
-    return _peak_mask(np.ascontiguousarray(x).reshape(-1, h, w), periodic).reshape(x.shape)
+    mask, finite = _peak_mask(np.ascontiguousarray(x).reshape(-1, h, w), periodic)
+    if not finite:
+        raise not_finite()
+    return mask.reshape(x.shape)
 
 
-def _analysed(maps, beam_fwhm, pixel_size, periodic) -> tuple[np.ndarray, np.ndarray]:
-    """(original maps, maps in which peaks are searched: beam-smoothed when ``beam_fwhm`` is given)."""
-    x = as_maps(maps)
+def _analysed(maps, beam_fwhm, pixel_size, periodic, check_finite=False) -> tuple[np.ndarray, np.ndarray]:
+    """(original maps, maps in which peaks are searched: beam-smoothed when ``beam_fwhm`` is given). NaN and inf are
+    rejected here before a smoothing or with ``check_finite``, else by the peak kernels in their own pass."""
+    x = as_maps(maps, check_finite=check_finite or beam_fwhm is not None)
     return x, (x if beam_fwhm is None else smooth_beam(x, beam_fwhm, pixel_size, periodic))
 
 
@@ -198,13 +262,15 @@ def peak_counts(maps, nu_edges=None, sigma=None, beam_fwhm: float | None = None,
     beam_fwhm, pixel_size, periodic
         As in `find_peaks`; the peak height is read from the smoothed map when a beam is given.
     """
-    y = _analysed(maps, beam_fwhm, pixel_size, periodic)[1]
+    y = _analysed(maps, beam_fwhm, pixel_size, periodic, check_finite=sigma is None)[1]  # the std comes first
     edges = np.linspace(-2, 6, 17) if nu_edges is None else np.asarray(nu_edges, dtype=np.float64)
     if edges.ndim != 1 or edges.size < 2 or not (np.diff(edges) > 0).all():
         raise DataError(f"nu_edges must be increasing with at least 2 values, got {edges}")
     s = _channel_sigma(y, sigma)
     h, w = y.shape[-2:]
-    counts = _peak_histogram(np.ascontiguousarray(y).reshape(-1, h, w), periodic, s, edges)  # one fused pass
+    counts, finite = _peak_histogram(np.ascontiguousarray(y).reshape(-1, h, w), periodic, s, edges)  # one pass
+    if not finite:
+        raise not_finite()
     counts = counts.reshape(*y.shape[:2], -1).astype(np.float64)
     return PeakCounts(nu=0.5 * (edges[1:] + edges[:-1]), edges=edges, counts=counts, sigma=s)
 
