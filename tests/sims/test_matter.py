@@ -176,12 +176,13 @@ def test_mass_conservation_and_nonlinear_field_at_z0():
 def test_compiled_cic_matches_the_torch_path(dtype):
     # The CPU kernels against the torch path that other devices run (called here on CPU tensors): the same 8
     # neighbours and weights, so readout agrees to round-off (the sum order) and paint to that of its scatter
-    # order; positions outside the box wrap (-1e-7 rounds up to the box side in float32: weight 1 on cell 0).
+    # order; positions outside the box wrap (-1e-7 rounds up to the box side in float32: weight 1 on cell 0), in
+    # the first and in the last, partial chunk of particles (12^3 = 3 x 512 + 192).
     n, box = 12, 30.0
     mesh = ParticleMesh(n, box)
     g = torch.Generator().manual_seed(1)
     pos = mesh.lattice() + 2 * mesh.cell * torch.randn(3, n**3, generator=g)
-    pos[:, :5] = torch.tensor([0.0, -1e-7, box, box * (1 - 1e-8), -box - 0.3])[None]
+    pos[:, :5] = pos[:, -5:] = torch.tensor([0.0, -1e-7, box, box * (1 - 1e-8), -box - 0.3])[None]
     tol = {"rtol": 0, "atol": 32 * torch.finfo(dtype).eps}  # densities and values of order 1
     rho = mesh.paint(pos, dtype)
     assert rho.dtype == dtype and rho.shape == (n, n, n)
@@ -233,3 +234,6 @@ def test_config_errors():
         get_simulator("matter", {"n_grid": 16, "tile_size": 16, "device": "nonsense"})
     with pytest.raises(ConfigError, match="omega_b"):
         Cosmology(omega_m=0.04, omega_b=0.05)
+    for n in (3, 1626):  # the CIC kernels index the mesh by uint32: n^3 < 2^32
+        with pytest.raises(ConfigError, match="particle mesh"):
+            ParticleMesh(n, 100.0)

@@ -57,63 +57,86 @@ from astrogen.errors import ConfigError, DataError
 from astrogen.sims.base import SimSpec, Simulator
 from astrogen.sims.cosmology import Cosmology
 
-
-@njit(cache=True, nogil=True, fastmath=False)
-def _cic_axis(x, size, one, n):
-    """Lower and upper (wrapped) cell of a coordinate ``x`` in cells along one axis of ``n`` cells and their
-    weights (1 - frac, frac), in the float type of ``x``, as `ParticleMesh.cic_weights` computes them."""
-    if not 0 <= x < size:  # outside the box (torch.remainder; fmod is slow, so only here)
-        x = np.fmod(x, size)
-        if x < 0:  # the sign of the divisor
-            x += size
-    low = min(np.floor(x), size - one)  # x rounded up to exactly n: weight 1 on the upper cell, 0
-    frac = x - low
-    i = int(low)
-    return i, (i + 1 if i < n - 1 else 0), one - frac, frac
+_CHUNK = 512  # particles whose CIC neighbours are found together (SIMD loops), then scattered or gathered
 
 
-@njit(cache=True, nogil=True, fastmath=False)
-def _cic_neighbours(pos, p, cell, n):
-    """Flat indices into the periodic mesh [n, n, n] of the 8 CIC neighbours of particle ``p`` of ``pos`` [3, N_p]
-    (Mpc/h; ``cell`` Mpc/h per cell) and their weights (sum 1): the order and float arithmetic (the dtype of
-    ``pos``) of `ParticleMesh.cic_weights`, with the upper neighbour wrapped instead of padded."""
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _cic_neighbours(pos, start, m, cell, n, x, index, weight):
+    """Flat indices ``index[:, :m]`` into the periodic mesh [n, n, n] of the 8 CIC neighbours of particles ``start`` to
+    ``start + m`` of ``pos`` [3, N_p] (Mpc/h; ``cell`` Mpc/h per cell) and their weights ``weight[:, :m]`` (sum 1):
+    the order and float arithmetic (the dtype of ``pos``) of `ParticleMesh.cic_weights`, the upper neighbour
+    wrapped instead of padded. ``x`` [3, >= m] is scratch. Branch-free loops over the chunk (SIMD), except for a
+    pass that wraps positions outside the box (torch.remainder; fmod is slow, so only then). The indices are uint32
+    (n^3 < 2^32), which spares every mesh access numba's negative-index wrap."""
     one, size, cell = pos.dtype.type(1), pos.dtype.type(n), pos.dtype.type(cell)
-    i0, i1, wi0, wi1 = _cic_axis(pos[0, p] / cell, size, one, n)
-    j0, j1, wj0, wj1 = _cic_axis(pos[1, p] / cell, size, one, n)
-    k0, k1, wk0, wk1 = _cic_axis(pos[2, p] / cell, size, one, n)
-    r00, r01, r10, r11 = (i0 * n + j0) * n, (i0 * n + j1) * n, (i1 * n + j0) * n, (i1 * n + j1) * n
-    w00, w01, w10, w11 = wi0 * wj0, wi0 * wj1, wi1 * wj0, wi1 * wj1
-    index = (r00 + k0, r00 + k1, r01 + k0, r01 + k1, r10 + k0, r10 + k1, r11 + k0, r11 + k1)
-    weight = (w00 * wk0, w00 * wk1, w01 * wk0, w01 * wk1, w10 * wk0, w10 * wk1, w11 * wk0, w11 * wk1)
-    return index, weight
+    outside = False
+    for a in range(3):
+        coordinate = pos[a][start : start + m]
+        for q in range(m):
+            x[a, q] = coordinate[q] / cell
+            outside |= not 0 <= x[a, q] < size
+    for a in range(3 if outside else 0):
+        for q in range(m):
+            if not 0 <= x[a, q] < size:
+                wrapped = np.fmod(x[a, q], size)
+                x[a, q] = wrapped + size if wrapped < 0 else wrapped  # the sign of the divisor
+    top = size - one  # x rounded up to exactly n: weight 1 on the upper cell, 0
+    for q in range(m):
+        li, lj, lk = np.floor(x[0, q]), np.floor(x[1, q]), np.floor(x[2, q])
+        li, lj, lk = (li if li < top else top), (lj if lj < top else top), (lk if lk < top else top)
+        fi, fj, fk = x[0, q] - li, x[1, q] - lj, x[2, q] - lk
+        i, j, k = int(li), int(lj), int(lk)
+        r00 = (i * n + j) * n + k
+        r01 = r00 + (n if j < n - 1 else (1 - n) * n)
+        r10 = r00 + (n * n if i < n - 1 else (1 - n) * n * n)
+        r11 = r10 + r01 - r00
+        k1 = 1 if k < n - 1 else 1 - n
+        wi, wj, wk = one - fi, one - fj, one - fk
+        w00, w01, w10, w11 = wi * wj, wi * fj, fi * wj, fi * fj
+        index[0, q], index[1, q], index[2, q], index[3, q] = r00, r00 + k1, r01, r01 + k1
+        index[4, q], index[5, q], index[6, q], index[7, q] = r10, r10 + k1, r11, r11 + k1
+        weight[0, q], weight[1, q], weight[2, q], weight[3, q] = w00 * wk, w00 * fk, w01 * wk, w01 * fk
+        weight[4, q], weight[5, q], weight[6, q], weight[7, q] = w10 * wk, w10 * fk, w11 * wk, w11 * fk
 
 
-@njit(cache=True, nogil=True, fastmath=False)
+@njit(cache=True, nogil=True, inline="always")
+def _chunk_buffers(pos):
+    """The scratch, index and weight arrays of `_cic_neighbours` for one chunk of the particles ``pos``."""
+    return np.empty((3, _CHUNK), pos.dtype), np.empty((8, _CHUNK), np.uint32), np.empty((8, _CHUNK), pos.dtype)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _cic_paint(pos, cell, n):
     """CIC mass [n, n, n] of unit-mass particles at ``pos`` [3, N_p] (Mpc/h), in the dtype of ``pos``: one serial
-    scatter loop (deterministic sums)."""
+    scatter loop (deterministic sums) over chunks of particles."""
     mass = np.zeros(n**3, pos.dtype)
-    for p in range(pos.shape[1]):
-        index, weight = _cic_neighbours(pos, p, cell, n)
-        for q in range(8):
-            mass[index[q]] += weight[q]
+    x, index, weight = _chunk_buffers(pos)
+    for start in range(0, pos.shape[1], _CHUNK):
+        m = min(_CHUNK, pos.shape[1] - start)
+        _cic_neighbours(pos, start, m, cell, n, x, index, weight)
+        for q in range(m):
+            for c in range(8):
+                mass[index[c, q]] += weight[c, q]
     return mass.reshape(n, n, n)
 
 
-@njit(cache=True, nogil=True, fastmath=False)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _cic_readout(grid, pos, cell):
     """CIC values [C, N_p] of the mesh fields ``grid`` [C, n, n, n] at ``pos`` [3, N_p] (Mpc/h, the dtype of
-    ``grid``): one gather loop."""
+    ``grid``): one gather loop over chunks of particles."""
     n = grid.shape[1]
     flat = grid.reshape(grid.shape[0], -1)
     out = np.empty((grid.shape[0], pos.shape[1]), grid.dtype)
-    for p in range(pos.shape[1]):
-        index, weight = _cic_neighbours(pos, p, cell, n)
-        for c in range(grid.shape[0]):
-            total = grid.dtype.type(0)
-            for q in range(8):
-                total += weight[q] * flat[c, index[q]]
-            out[c, p] = total
+    x, index, weight = _chunk_buffers(pos)
+    for start in range(0, pos.shape[1], _CHUNK):
+        m = min(_CHUNK, pos.shape[1] - start)
+        _cic_neighbours(pos, start, m, cell, n, x, index, weight)
+        for q in range(m):
+            for c in range(grid.shape[0]):
+                total = grid.dtype.type(0)
+                for k in range(8):
+                    total += weight[k, q] * flat[c, index[k, q]]
+                out[c, start + q] = total
     return out
 
 
@@ -124,8 +147,8 @@ class ParticleMesh:
     """
 
     def __init__(self, n: int, box_size: float, device: str | torch.device = "cpu"):
-        if n < 4 or box_size <= 0:
-            raise ConfigError(f"particle mesh: need n >= 4 and box_size > 0, got n={n}, box_size={box_size}")
+        if not 4 <= n < 2 ** (32 / 3) or box_size <= 0:  # the CIC kernels index the mesh by uint32
+            raise ConfigError(f"particle mesh: need 4 <= n <= 1625 and box_size > 0, got n={n}, box_size={box_size}")
         self.n, self.box_size, self.device = n, float(box_size), torch.device(device)
         self.cell = self.box_size / n
         kf = 2 * np.pi / self.box_size
