@@ -234,6 +234,5 @@ def test_config_errors():
         get_simulator("matter", {"n_grid": 16, "tile_size": 16, "device": "nonsense"})
     with pytest.raises(ConfigError, match="omega_b"):
         Cosmology(omega_m=0.04, omega_b=0.05)
-    for n in (3, 1626):  # the CIC kernels index the mesh by uint32: n^3 < 2^32
-        with pytest.raises(ConfigError, match="particle mesh"):
-            ParticleMesh(n, 100.0)
+    with pytest.raises(ConfigError, match="particle mesh"):
+        ParticleMesh(3, 100.0)

@@ -66,8 +66,8 @@ def _cic_neighbours(pos, start, m, cell, n, x, index, weight):
     ``start + m`` of ``pos`` [3, N_p] (Mpc/h; ``cell`` Mpc/h per cell) and their weights ``weight[:, :m]`` (sum 1):
     the order and float arithmetic (the dtype of ``pos``) of `ParticleMesh.cic_weights`, the upper neighbour
     wrapped instead of padded. ``x`` [3, >= m] is scratch. Branch-free loops over the chunk (SIMD), except for a
-    pass that wraps positions outside the box (torch.remainder; fmod is slow, so only then). The indices are uint32
-    (n^3 < 2^32), which spares every mesh access numba's negative-index wrap."""
+    pass that wraps positions outside the box (torch.remainder; fmod is slow, so only then). The indices are unsigned
+    (uint64), which spares every mesh access numba's negative-index wrap."""
     one, size, cell = pos.dtype.type(1), pos.dtype.type(n), pos.dtype.type(cell)
     outside = False
     for a in range(3):
@@ -102,7 +102,7 @@ def _cic_neighbours(pos, start, m, cell, n, x, index, weight):
 @njit(cache=True, nogil=True, inline="always")
 def _chunk_buffers(pos):
     """The scratch, index and weight arrays of `_cic_neighbours` for one chunk of the particles ``pos``."""
-    return np.empty((3, _CHUNK), pos.dtype), np.empty((8, _CHUNK), np.uint32), np.empty((8, _CHUNK), pos.dtype)
+    return np.empty((3, _CHUNK), pos.dtype), np.empty((8, _CHUNK), np.uint64), np.empty((8, _CHUNK), pos.dtype)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -147,8 +147,8 @@ class ParticleMesh:
     """
 
     def __init__(self, n: int, box_size: float, device: str | torch.device = "cpu"):
-        if not 4 <= n < 2 ** (32 / 3) or box_size <= 0:  # the CIC kernels index the mesh by uint32
-            raise ConfigError(f"particle mesh: need 4 <= n <= 1625 and box_size > 0, got n={n}, box_size={box_size}")
+        if n < 4 or box_size <= 0:
+            raise ConfigError(f"particle mesh: need n >= 4 and box_size > 0, got n={n}, box_size={box_size}")
         self.n, self.box_size, self.device = n, float(box_size), torch.device(device)
         self.cell = self.box_size / n
         kf = 2 * np.pi / self.box_size
