@@ -108,16 +108,11 @@ def pdf_edges(ctx: dict) -> np.ndarray:
 
 def _pixel_pdf(maps, ctx):
     """(fraction of pixels per bin [n, C, PDF_BINS], the per-channel edges [C, PDF_BINS + 1])."""
-    edges = pdf_edges(ctx)
-    # Per-channel edges (channels may live on different scales); fraction of pixels per bin.
-    fractions = []
-    for ch in range(maps.shape[1]):
-        idx = np.clip(np.searchsorted(edges[ch], maps[:, ch].reshape(len(maps), -1), side="right") - 1, 0,
-                      PDF_BINS - 1)
-        offsets = np.arange(len(maps))[:, None] * PDF_BINS
-        counts = np.bincount((idx + offsets).ravel(), minlength=len(maps) * PDF_BINS).reshape(len(maps), PDF_BINS)
-        fractions.append(counts / idx.shape[1])
-    return np.stack(fractions, 1), edges
+    from astrogen.stats._binning import clipped_histograms
+
+    edges = pdf_edges(ctx)  # per channel: channels may live on different scales
+    pixels = np.ascontiguousarray(maps).reshape(*maps.shape[:2], -1)
+    return clipped_histograms(pixels, edges) / pixels.shape[-1], edges
 
 
 def _power(maps, ctx):

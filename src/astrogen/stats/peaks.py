@@ -18,6 +18,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage
 
 from astrogen.errors import DataError
+from astrogen.stats._binning import bin_of
 from astrogen.stats._common import as_maps, not_finite
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
@@ -161,18 +162,6 @@ def _flag_bits(words, t):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _bin(nu, edges, lowest, per_unit):
-    """Bin of ``nu`` in ``edges`` [B + 1] as np.histogram (last bin closed), or -1 / B outside: the bin of uniform
-    edges ``lowest + i / per_unit`` first, checked against ``edges`` (exact); a binary search if that misses."""
-    b = edges.size - 1
-    guess = (nu - lowest) * per_unit
-    k = int(guess) if 0 <= guess < b else 0
-    if edges[k] <= nu < edges[k + 1]:
-        return k
-    return b - 1 if nu == edges[b] else np.searchsorted(edges, nu, side="right") - 1
-
-
-@njit(cache=True, nogil=True, fastmath=False)
 def _peak_histogram(x, periodic, sigma, edges):
     """(peaks per map and bin of nu = value / sigma, [M, B] int64; whether all maps are finite) of the maps ``x``
     [M, H, W] (map m of channel m % C of ``sigma`` [C]); bins ``edges`` [B + 1] as np.histogram (last bin
@@ -189,7 +178,7 @@ def _peak_histogram(x, periodic, sigma, edges):
         for t in range(words.size // 8):
             bits = _flag_bits(words, t)
             while bits:
-                k = _bin(centre[64 * t + trailing_zeros(bits)] / s, edges, edges[0], per_unit)
+                k = bin_of(centre[64 * t + trailing_zeros(bits)] / s, edges, edges[0], per_unit)
                 bits &= bits - np.uint64(1)
                 if 0 <= k < b:
                     counts[m, k] += 1
