@@ -9,12 +9,12 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def bin_of(value, edges, lowest, per_unit):
+def bin_of(value, edges, per_unit):
     """Bin of ``value`` in ``edges`` [B + 1] as np.histogram, or -1 / B below / above them: the bin of uniform edges
-    ``lowest + i / per_unit`` first (``lowest = edges[0]``, ``per_unit = B / (edges[B] - edges[0])``), checked
-    against ``edges`` (exact); a binary search if that misses."""
+    ``edges[0] + i / per_unit`` first (``per_unit = B / (edges[B] - edges[0])``, computed once by the caller),
+    checked against ``edges`` (exact); a binary search if that misses."""
     b = edges.size - 1
-    guess = (value - lowest) * per_unit
+    guess = (value - edges[0]) * per_unit
     k = int(guess) if 0 <= guess < b else 0
     if edges[k] <= value < edges[k + 1]:
         return k
@@ -33,5 +33,5 @@ def clipped_histograms(x, edges):
         per_unit = b / (e[b] - e[0])
         for m in range(n):
             for q in range(p):
-                counts[m, ch, min(max(bin_of(x[m, ch, q], e, e[0], per_unit), 0), b - 1)] += 1
+                counts[m, ch, min(max(bin_of(x[m, ch, q], e, per_unit), 0), b - 1)] += 1
     return counts

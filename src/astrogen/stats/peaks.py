@@ -178,7 +178,7 @@ def _peak_histogram(x, periodic, sigma, edges):
         for t in range(words.size // 8):
             bits = _flag_bits(words, t)
             while bits:
-                k = bin_of(centre[64 * t + trailing_zeros(bits)] / s, edges, edges[0], per_unit)
+                k = bin_of(centre[64 * t + trailing_zeros(bits)] / s, edges, per_unit)
                 bits &= bits - np.uint64(1)
                 if 0 <= k < b:
                     counts[m, k] += 1
