@@ -5,7 +5,9 @@ stderr (warnings, Lightning's banners) is kept aside and, only when the script f
 shown and recorded. ``results.md`` starts with the machine (CPU model, cores, load, torch version, device, threads),
 a summary table of the ``headline:`` lines each script prints, then per benchmark its command, start
 time, wall time, exit status and output. The file is rewritten atomically after every benchmark, so an
-interrupted run leaves the benchmarks finished so far. Exits 1 if any benchmark failed. Run:
+interrupted run leaves the benchmarks finished so far. What the previous file holds that this run does not
+produce is kept: the benchmarks not (yet) run, marked "earlier run" in the summary, and other sections such as
+`bench_learning_curve`'s "Learning curves". Exits 1 if any benchmark failed. Run:
 ``.venv/bin/python benchmarks/run_all.py [--out benchmarks/results.md] [--only stats matter] [--note TEXT]``
 (``make bench BENCH_ARGS="--only stats"`` passes these on).
 """
@@ -16,6 +18,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ from _timing import HEADLINE
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 STDERR_LINES = 20  # lines of a failing script's stderr kept in results.md
+EARLIER = "machines of earlier runs"  # results.md's header line over those of the rows kept from earlier runs
 
 
 def cpu_model() -> str:
@@ -82,22 +86,48 @@ def run(script: Path) -> dict:
             "stderr": [line.rstrip("\n") for line in tail]}
 
 
-def render(results: list[dict], header: list[str], pending: list[str]) -> str:
-    """The markdown of ``results.md``."""
+def earlier(text: str) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """(one line per earlier run describing its machine, summary row per benchmark, section text per heading but
+    the summary's) of a previous ``results.md``."""
+    head = text.split("\n## ", 1)[0]
+    own = "; ".join(line for line in re.findall(r"^- (.*)$", head, re.M) if not line.startswith(EARLIER))
+    machine_lines = [own, *re.findall(r"^  - (.*)$", head, re.M)] if own else []
+    rows = {m[1]: m[0] for m in re.finditer(r"^\| (bench_\w+) \|.*$", text, re.M)}
+    sections = {m[1]: m[0].strip("\n") for m in re.finditer(r"^## ([^\n]+)\n.*?(?=^## |\Z)", text, re.M | re.S)}
+    sections.pop("Summary", None)
+    return list(dict.fromkeys(machine_lines)), rows, sections
+
+
+def render(results: list[dict], header: list[str], names: list[str], previous: str = "") -> str:
+    """The markdown of ``results.md``: ``results`` so far of this run of the benchmarks ``names``; what
+    ``previous`` (the file's earlier text) holds for any other benchmark or section is kept."""
+    machine_lines, rows, sections = earlier(previous)
+    done = {r["name"]: r for r in results}
+    kept = sorted(set(rows) - set(done))
     out = ["# astrogen benchmarks", "",
-           "Written by `make bench` (`benchmarks/run_all.py`); every figure was measured in the run below,",
-           "each ratio side by side within one script's run.", "", *header, ""]
-    out += ["## Summary", "", "| benchmark | status | seconds | headline figures |", "| --- | --- | --- | --- |"]
-    for r in results:
-        figures = "; ".join(line[len(HEADLINE):].strip() for line in r["lines"] if line.startswith(HEADLINE))
-        status = "ok" if r["returncode"] == 0 else f"FAILED (exit {r['returncode']})"
-        out.append(f"| {r['name']} | {status} | {r['seconds']:.0f} | {figures} |")
-    out += [f"| {name} | not run | | |" for name in pending]
-    for r in results:
-        out += ["", f"## {r['name']}", "", f"`{r['command']}`: started {r['started']} (load average {r['load']:.2f}), "
-                f"{r['seconds']:.1f} s, exit {r['returncode']}", "", "```", *r["lines"], "```"]
-        if r["stderr"]:
-            out += ["", f"last {len(r['stderr'])} lines of stderr:", "", "```", *r["stderr"], "```"]
+           "Written by `make bench` (`benchmarks/run_all.py`); every figure was measured in the run below, each",
+           "ratio side by side within one script's run, except in the rows marked as from an earlier run.", "", *header]
+    if kept:
+        out += [f"- {EARLIER} (their sections say when):", *(f"  - {line}" for line in machine_lines)]
+    out += ["", "## Summary", "", "| benchmark | status | seconds | headline figures |", "| --- | --- | --- | --- |"]
+    for name in sorted(set(names) | set(kept)):
+        if r := done.get(name):
+            figures = "; ".join(line[len(HEADLINE):].strip() for line in r["lines"] if line.startswith(HEADLINE))
+            status = "ok" if r["returncode"] == 0 else f"FAILED (exit {r['returncode']})"
+            out.append(f"| {name} | {status} | {r['seconds']:.0f} | {figures} |")
+        elif name in rows:
+            out.append(re.sub(r"^(\| \w+ \| )((?:(?!earlier run)[^|])*?) \|", r"\1\2 (earlier run) |", rows[name]))
+        else:
+            out.append(f"| {name} | not run | | |")
+    for name in sorted(set(done) | set(sections), key=lambda name: (not name.startswith("bench_"), name)):
+        out.append("")
+        if r := done.get(name):
+            out += [f"## {name}", "", f"`{r['command']}`: started {r['started']} (load average {r['load']:.2f}), "
+                    f"{r['seconds']:.1f} s, exit {r['returncode']}", "", "```", *r["lines"], "```"]
+            if r["stderr"]:
+                out += ["", f"last {len(r['stderr'])} lines of stderr:", "", "```", *r["stderr"], "```"]
+        else:
+            out.append(sections[name])
     return "\n".join(out) + "\n"
 
 
@@ -122,10 +152,11 @@ def main() -> None:
             sys.exit(f"run_all.py: no benchmarks named {sorted(unknown)}")
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in wanted]
     header = machine() + ([f"- {args.note}"] if args.note else [])
+    previous = args.out.read_text() if args.out.is_file() else ""
     results = []
-    for i, script in enumerate(scripts):
+    for script in scripts:
         results.append(run(script))
-        write_atomic(args.out, render(results, header, [s.stem for s in scripts[i + 1:]]))
+        write_atomic(args.out, render(results, header, [s.stem for s in scripts], previous))
     failed = [r["name"] for r in results if r["returncode"]]
     total = sum(r["seconds"] for r in results)
     print(f"== {len(results) - len(failed)} of {len(results)} benchmarks passed in {total / 60:.1f} min; "
