@@ -103,20 +103,21 @@ def render(results: list[dict], header: list[str], names: list[str], previous: s
     ``previous`` (the file's earlier text) holds for any other benchmark or section is kept."""
     machine_lines, rows, sections = earlier(previous)
     done = {r["name"]: r for r in results}
-    kept = sorted(set(rows) - set(done))
+    kept = set(rows) - set(done)
     out = ["# astrogen benchmarks", "",
            "Written by `make bench` (`benchmarks/run_all.py`); every figure was measured in the run below, each",
            "ratio side by side within one script's run, except in the rows marked as from an earlier run.", "", *header]
     if kept:
         out += [f"- {EARLIER} (their sections say when):", *(f"  - {line}" for line in machine_lines)]
     out += ["", "## Summary", "", "| benchmark | status | seconds | headline figures |", "| --- | --- | --- | --- |"]
-    for name in sorted(set(names) | set(kept)):
+    for name in sorted(set(names) | kept):
         if r := done.get(name):
             figures = "; ".join(line[len(HEADLINE):].strip() for line in r["lines"] if line.startswith(HEADLINE))
             status = "ok" if r["returncode"] == 0 else f"FAILED (exit {r['returncode']})"
             out.append(f"| {name} | {status} | {r['seconds']:.0f} | {figures} |")
         elif name in rows:
-            out.append(re.sub(r"^(\| \w+ \| )((?:(?!earlier run)[^|])*?) \|", r"\1\2 (earlier run) |", rows[name]))
+            first, status, rest = rows[name].split(" | ", 2)
+            out.append(" | ".join([first, status if "earlier run" in status else f"{status} (earlier run)", rest]))
         else:
             out.append(f"| {name} | not run | | |")
     for name in sorted(set(done) | set(sections), key=lambda name: (not name.startswith("bench_"), name)):

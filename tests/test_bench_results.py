@@ -1,22 +1,12 @@
 """benchmarks/run_all.py keeps what a partial run (``--only``) does not re-measure."""
 
 import importlib
-import sys
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
-
-def run_all():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("run_all")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
-
-def test_a_partial_run_keeps_the_other_rows_sections_and_machines():
-    module = run_all()
+def test_a_partial_run_keeps_the_other_rows_sections_and_machines(monkeypatch):
+    monkeypatch.syspath_prepend(Path(__file__).resolve().parents[1] / "benchmarks")
+    module = importlib.import_module("run_all")
     first = module.render(
         [{"name": name, "command": f"python benchmarks/{name}.py", "started": "T0", "load": 0.5, "seconds": 2.0,
           "returncode": 0, "lines": [f"headline: {name} = 1 s"], "stderr": []} for name in ("bench_a", "bench_b")],
