@@ -1,6 +1,6 @@
 """The scorecard each shipped pretrained model reaches: held-out maps simulated from boxes the model never saw
 (the simulator and config of its training set, seed + 1; spread over at least 4 boxes, so that the held-out
-mean P(k) is not one box's cosmic variance), against ``--n`` samples (DPM-Solver++, 20 steps).
+mean P(k) is not one box's cosmic variance), against ``--n`` samples (DPM-Solver++, ``--steps`` 20).
 
 Prints the full scorecard, P_gen / P_real of the mean P(k) and of its map-to-map variance per k, and the issue's
 figures (worst deviation up to k_Nyq / 2 and k_Nyq). These are the figures in each model's card (MODEL.md).
@@ -10,7 +10,7 @@ through the redshift-judge protocol (`JUDGES`; its report, with the morphology p
 A shipped regressor is scored on the held-out set (photo-z metrics per redshift bin for a redshift CNN). A
 minute (matter) to several minutes (galaxies: morphology fits) per model on 2 CPU cores. Run:
 ``.venv/bin/python benchmarks/bench_pretrained.py [--name matter-demo] [--n 1000] [--seed 0] [--out DIR]
-[--guidance 1] [--figure PNG]``; ``--figure`` draws the scorecards of the generators scored side by side (e.g.
+[--guidance 1] [--steps 20] [--figure PNG]``; ``--figure`` draws the scorecards of the generators scored side by side (e.g.
 the blob WGAN chain: ``--name blobs-wgan-1 blobs-wgan-10 blobs-wgan-50 blobs-wgan-1000 --figure
 docs/pretrained/blob-chain.png``).
 """
@@ -86,16 +86,17 @@ def training_meta(name: str) -> FieldMeta:
     return FieldMeta.from_attrs(config["hyper_parameters"].get("data_meta") or config["training"]["data_meta"])
 
 
-def held_out_and_generated(name: str, n: int, seed: int, out: Path, guidance: float = 1.0) -> tuple[Path, Path]:
-    """The `held_out` set of a shipped model's training data and ``n`` samples of the model (DPM-Solver++, 20
-    steps, for diffusion models; a conditional model at the held-out maps' parameters, with classifier-free
-    ``guidance``)."""
+def held_out_and_generated(name: str, n: int, seed: int, out: Path, guidance: float = 1.0,
+                           steps: int = 20) -> tuple[Path, Path]:
+    """The `held_out` set of a shipped model's training data and ``n`` samples of the model (DPM-Solver++ with
+    ``steps`` steps, for diffusion models; a conditional model at the held-out maps' parameters, with
+    classifier-free ``guidance``)."""
     hparams = shipped.config(name)["hyper_parameters"]
     real = held_out(training_meta(name), n, out / f"{name}-real.h5")
     conditional = bool(hparams.get("conditions"))
     options = {}  # GANs and VAEs take no sampling option
     if shipped.config(name)["kind"] == "diffusion":
-        options = {"sampler": "dpm", "steps": 20, "guidance": guidance if conditional else 1.0}
+        options = {"sampler": "dpm", "steps": steps, "guidance": guidance if conditional else 1.0}
     gen = sample_to_file(f"pretrained:{name}", out / f"{name}-gen.h5", n=n, seed=seed,
                          cond_from=real if conditional else None, overwrite=True, **options)
     return real, gen
@@ -130,7 +131,7 @@ def scorecard_figure(rows: dict[str, dict], path: Path) -> Path:
 def score_generator(name: str, args, out: Path) -> dict:
     """The scorecard of a generative model (and the redshift-judge protocol where its simulator has a judge);
     returns its rows (statistic -> distance, error, tolerance, passed)."""
-    real, gen = held_out_and_generated(name, args.n, args.seed, out, args.guidance)
+    real, gen = held_out_and_generated(name, args.n, args.seed, out, args.guidance, args.steps)
     simulator = shipped.config(name)["hyper_parameters"]["data_meta"]["simulator"]
     figures = fidelity(real, gen, seed=args.seed, stats=STATS.get(simulator, DEFAULT_STATS))
     print(f"\n### pretrained:{name}: {args.n} generated vs {args.n} held-out maps\n")
@@ -212,6 +213,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
     parser.add_argument("--out", type=Path, default=None, help="keep the sets here [a temporary folder]")
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (conditional models)")
+    parser.add_argument("--steps", type=int, default=20, help="DPM-Solver++ steps (diffusion models)")
     parser.add_argument("--figure", type=Path, default=None, help="PNG of the generators' scorecards side by side")
     args = parser.parse_args()
     cards = {}
