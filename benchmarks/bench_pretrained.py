@@ -10,8 +10,8 @@ through the redshift-judge protocol (`JUDGES`; its report, with the morphology p
 A shipped regressor is scored on the held-out set (photo-z metrics per redshift bin for a redshift CNN). A
 minute (matter) to several minutes (galaxies: morphology fits) per model on 2 CPU cores. Run:
 ``.venv/bin/python benchmarks/bench_pretrained.py [--name matter-demo] [--n 1000] [--seed 0] [--out DIR]
-[--guidance 1] [--steps 20] [--figure PNG]``; ``--figure`` draws the scorecards of the generators scored side by side (e.g.
-the blob WGAN chain: ``--name blobs-wgan-1 blobs-wgan-10 blobs-wgan-50 blobs-wgan-1000 --figure
+[--guidance 1] [--steps 20] [--figure PNG]``; ``--figure`` draws the scorecards of the generators scored side by
+side (e.g. the blob WGAN chain: ``--name blobs-wgan-1 blobs-wgan-10 blobs-wgan-50 blobs-wgan-1000 --figure
 docs/pretrained/blob-chain.png``).
 """
 
