@@ -57,10 +57,12 @@ def item_keys(seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
 
 
 class EpochOrder(Sampler[int]):
-    """``indices`` in a fresh random order each epoch (seeded by ``(seed, epoch)``), or as given."""
+    """``indices`` in a fresh random order each epoch (seeded by ``(seed, epoch)``), or as given; with
+    ``weights`` (draw probabilities, one per index), as many draws with replacement instead of a permutation."""
 
-    def __init__(self, indices: Sequence[int], shuffle: bool, seed: int):
+    def __init__(self, indices: Sequence[int], shuffle: bool, seed: int, weights: np.ndarray | None = None):
         self.indices, self.shuffle, self.seed, self.epoch = np.asarray(indices, dtype=np.int64), shuffle, seed, 0
+        self.weights = weights
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
@@ -73,6 +75,8 @@ class EpochOrder(Sampler[int]):
         if not self.shuffle:
             return iter(self.indices.tolist())
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.epoch,)))
+        if self.weights is not None:
+            return iter(rng.choice(self.indices, len(self.indices), p=self.weights).tolist())
         return iter(self.indices[rng.permutation(len(self.indices))].tolist())
 
 
@@ -115,18 +119,19 @@ class ReseedAtTrainStart(L.Callback):
 
 
 def make_loaders(train_set: Dataset, val_set: Dataset, train: range, val: range, batch_size: int,
-                 num_workers: int, seed: int) -> tuple[DataLoader, DataLoader]:
+                 num_workers: int, seed: int, weights: np.ndarray | None = None) -> tuple[DataLoader, DataLoader]:
     """Shuffled training and ordered validation loaders over index ranges of two datasets.
 
     ``batch_size`` is the global batch: each of W processes loads ``batch_size / W`` samples per step.
-    Incomplete training batches are dropped when the split holds at least one batch.
+    Incomplete training batches are dropped when the split holds at least one batch. ``weights``: the training
+    samples' draw probabilities (`EpochOrder`).
     """
     common = {"num_workers": num_workers, "persistent_workers": num_workers > 0,
               "pin_memory": torch.cuda.is_available()}
 
-    def loader(dataset, indices, shuffle, drop_last):
-        sampler = GlobalBatchSampler(EpochOrder(indices, shuffle, seed), batch_size, drop_last)
+    def loader(dataset, indices, shuffle, drop_last, weights=None):
+        sampler = GlobalBatchSampler(EpochOrder(indices, shuffle, seed, weights), batch_size, drop_last)
         # Its own generator: the workers' base seed must not consume the global RNG that training draws from.
         return DataLoader(dataset, batch_sampler=sampler, generator=torch.Generator().manual_seed(seed), **common)
 
-    return loader(train_set, train, True, len(train) >= batch_size), loader(val_set, val, False, False)
+    return loader(train_set, train, True, len(train) >= batch_size, weights), loader(val_set, val, False, False)

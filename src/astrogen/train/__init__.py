@@ -7,6 +7,7 @@ Lightning Trainer (`astrogen.train.trainer`).
 
 from astrogen.train.config import (
     EXPERIMENTS,
+    BalanceConfig,
     DataConfig,
     Experiment,
     OptimConfig,
@@ -17,6 +18,6 @@ from astrogen.train.config import (
 from astrogen.train.data import Split, prepare_split
 from astrogen.train.trainer import TASKS, Task, TrainResult, build_module, build_trainer, get_task, train
 
-__all__ = ["EXPERIMENTS", "TASKS", "DataConfig", "Experiment", "OptimConfig", "RunConfig", "Split", "Task",
-           "TrainConfig", "TrainResult", "build_module", "build_trainer", "get_task", "load_train_config",
+__all__ = ["EXPERIMENTS", "TASKS", "BalanceConfig", "DataConfig", "Experiment", "OptimConfig", "RunConfig", "Split",
+           "Task", "TrainConfig", "TrainResult", "build_module", "build_trainer", "get_task", "load_train_config",
            "prepare_split", "train"]

@@ -32,6 +32,20 @@ COLUMNS = ("conditions", "targets", "inputs")  # the `DataConfig` keys that only
 MOVED = {"targets": "data.targets", "inputs": "data.inputs"}  # old top-level keys -> where they live now
 
 
+class BalanceConfig(StrictModel):
+    """Draw training samples with weight n^-power, n the number of training samples in the same one of ``bins``
+    equal-width bins of the parameter ``column`` (power 1: flat in the column; as stored as power -> 0).
+
+    A model conditioned on ``column`` still learns p(image | column), with more of its updates on the sparse
+    values; an unconditional model, the unconditional branch of classifier-free guidance and a regressor of
+    ``column`` learn the reweighted mix instead.
+    """
+
+    column: str = Field(description="param column to balance")
+    bins: int = Field(40, ge=2, description="equal-width bins over the training split's range")
+    power: float = Field(0.5, gt=0, le=1, description="weight n^-power, n the count in the sample's bin")
+
+
 class DataConfig(StrictModel):
     """Training data, the same for every kind: a FieldSet, its split, the transform to network space,
     augmentation, loaders and the columns the kind reads.
@@ -55,6 +69,7 @@ class DataConfig(StrictModel):
         True, description="random symmetries: true, the 8 dihedral maps (only if no direction is preferred); "
         "'flips', the mirror flips about both image axes and the half turn (they keep a horizontal disk horizontal)")
     shift: bool = Field(False, description="random periodic shifts (periodic sets only)")
+    balance: BalanceConfig | None = Field(None, description="draw sparse values of a param column more often")
     batch_size: int = Field(32, ge=1, description="global batch, split across devices x nodes")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per device")
 

@@ -1,7 +1,8 @@
 """The training / validation split of a FieldSet, the fitted transform and the loaders: one for every kind.
 
 The last ``val_fraction`` of the file is held out (at least one sample when the fraction is > 0). The transform
-(``data.transform``, `Compose` stages) is fitted on the training split and travels in the checkpoint.
+(``data.transform``, `Compose` stages) is fitted on the training split and travels in the checkpoint. With
+``data.balance`` the training loader draws sparse values of a parameter column more often (`balance_weights`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from astrogen.data.dataset import FieldSetDataset
 from astrogen.data.transforms import MaxNorm, Transform
 from astrogen.distributed import make_loaders
 from astrogen.errors import ConfigError, DataError
-from astrogen.train.config import DataConfig
+from astrogen.train.config import BalanceConfig, DataConfig
 
 
 @dataclass
@@ -31,6 +32,17 @@ class Split:
     params: dict[str, np.ndarray]  # every parameter column over the training split
     train: DataLoader
     val: DataLoader
+
+
+def balance_weights(values: np.ndarray, balance: BalanceConfig) -> np.ndarray:
+    """Draw probabilities of the samples with parameter ``values``: n^-power, n the number of samples in the same
+    one of ``balance.bins`` equal-width bins over their range, normalised to sum to 1."""
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"data.balance: column {balance.column!r} holds NaN or infinite values")
+    counts, edges = np.histogram(values, balance.bins)
+    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, balance.bins - 1)  # the top edge: last
+    weights = counts[index].astype(np.float64) ** -balance.power
+    return weights / weights.sum()
 
 
 def prepare_split(data: DataConfig, seed: int, columns: Sequence[str] = (), masks: bool = False,
@@ -53,7 +65,8 @@ def prepare_split(data: DataConfig, seed: int, columns: Sequence[str] = (), mask
             raise DataError(f"{fs.path}: {n_total} samples are too few for val_fraction {data.val_fraction}")
         if len(fs.sample_shape) != 3 or fs.sample_shape[0] < min_channels:
             raise DataError(f"{fs.path}: need 2D images [N, C, H, W] with C >= {min_channels}, got {fs.shape}")
-        missing = sorted(set(columns) - set(fs.param_names))
+        needed = set(columns) | ({data.balance.column} if data.balance else set())
+        missing = sorted(needed - set(fs.param_names))
         if missing:
             raise ConfigError(f"{fs.path} has no columns {missing}; it has {fs.param_names}")
         transform = Transform.from_dict({"name": "Compose", "transforms": data.transform})
@@ -65,6 +78,7 @@ def prepare_split(data: DataConfig, seed: int, columns: Sequence[str] = (), mask
     augment = Augment(dihedral=data.augment, shift=data.shift) if (data.augment or data.shift) else None
     train_set = FieldSetDataset(data.path, transform, augment, params=list(columns), masks=masks)
     val_set = FieldSetDataset(data.path, transform, None, params=list(columns), masks=masks)
+    weights = balance_weights(params[data.balance.column], data.balance) if data.balance else None
     train, val = make_loaders(train_set, val_set, range(n_train), range(n_train, n_total), data.batch_size,
-                              data.num_workers, seed)
+                              data.num_workers, seed, weights)
     return Split(transform, shape, meta, n_train, params, train, val)
