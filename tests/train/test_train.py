@@ -1,3 +1,5 @@
+import logging
+
 import lightning as L
 import numpy as np
 import pytest
@@ -129,12 +131,19 @@ def test_config_errors_name_the_key(trained, tmp_path):
         build_module(load_train_config(config(tmp, data), {"data.conditions": ["redshift"]}))
 
 
-def test_cli_train_and_sample(trained, tmp_path, capsys):
+def test_cli_train_and_sample(trained, tmp_path, capsys, caplog):
     _, data, _ = trained
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(config(tmp_path, data)))
-    main(["train", str(path), "--set", "trainer.max_steps=2", "--set", "data.augment=false"])  # returns: status 0
+    lightning_log = logging.getLogger("lightning.pytorch")  # does not propagate to caplog's root handler
+    lightning_log.addHandler(caplog.handler)
+    try:
+        main(["train", str(path), "--set", "trainer.max_steps=2", "--set", "data.augment=false"])  # returns: status 0
+    finally:
+        lightning_log.removeHandler(caplog.handler)
     assert "trained 2 steps" in capsys.readouterr().out
+    # final.ckpt is a full checkpoint on purpose: no Lightning notice that weights_only "defaulted" to False
+    assert not [r for r in caplog.records if "weights_only" in r.getMessage()]
     ckpt = tmp_path / "run" / "final.ckpt"
     main(["sample", str(ckpt), "--n", "3", "--steps", "2", "--cond", "x0=3", "--out", str(tmp_path / "g.h5")])
     assert len(FieldSet(tmp_path / "g.h5")) == 3

@@ -275,7 +275,7 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
         read_checkpoint(resume)  # a one-line error for a missing, foreign or unsafe file, before any banner
     trainer = build_trainer(cfg, progress, callbacks)
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume, weights_only=True)
-    trainer.save_checkpoint(out / "final.ckpt")  # full state (optimizer included): resumable
+    trainer.save_checkpoint(out / "final.ckpt", weights_only=False)  # full state (optimizer included): resumable
     best = trainer.checkpoint_callback.best_model_path if task.monitor else ""
     if best and trainer.is_global_zero:
         partial = out / "best.ckpt.partial"
