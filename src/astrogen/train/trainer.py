@@ -275,7 +275,9 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
         read_checkpoint(resume)  # a one-line error for a missing, foreign or unsafe file, before any banner
     trainer = build_trainer(cfg, progress, callbacks)
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume, weights_only=True)
-    trainer.save_checkpoint(out / "final.ckpt", weights_only=False)  # full state (optimizer included): resumable
+    # A save, not a load: Lightning's weights_only=False writes the full state (optimizer included, resumable) as
+    # plain data; every checkpoint astrogen reads goes through torch.load(weights_only=True) (tasks.read_checkpoint).
+    trainer.save_checkpoint(out / "final.ckpt", weights_only=False)
     best = trainer.checkpoint_callback.best_model_path if task.monitor else ""
     if best and trainer.is_global_zero:
         partial = out / "best.ckpt.partial"
