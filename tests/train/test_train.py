@@ -11,6 +11,7 @@ from astrogen.data import FieldSet
 from astrogen.errors import ConfigError, UnknownNameError
 from astrogen.generate import batch_seed, load_diffusion, sample_to_file
 from astrogen.sims import simulate_to_file
+from astrogen.tasks import read_checkpoint
 from astrogen.train import build_module, load_train_config, train
 
 TINY = {"channels": [16, 16], "attention_levels": 1, "layers_per_block": 1}
@@ -54,6 +55,19 @@ def test_resume_continues_the_step_count(trained):
     resumed = train(config(tmp, data, max_steps=6), resume=tmp / "run" / "checkpoints" / "last.ckpt",
                     progress=False)
     assert resumed.steps == 6
+
+
+def test_last_checkpoint_follows_every_validation_when_the_metric_stalls(trained):
+    tmp, data, _ = trained
+    cfg = config(tmp, data, out=str(tmp / "stalled"), max_steps=6)
+    cfg["optim"]["lr"] = 1e-30  # the weights cannot move: the same validation loss at steps 2, 4 and 6, no new best
+    train(cfg, progress=False)
+    checkpoints = tmp / "stalled" / "checkpoints"
+    logged = [line.split(",") for line in (tmp / "stalled" / "logs" / "metrics.csv").read_text().splitlines()]
+    column = logged[0].index("val/loss")
+    assert len({row[column] for row in logged[1:] if row[column]}) == 1
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best-step=2.ckpt", "last.ckpt"]
+    assert read_checkpoint(checkpoints / "last.ckpt")["global_step"] == 6  # Lightning's save_last stopped at 2
 
 
 def test_samples_are_in_physical_units_and_reproducible(trained, tmp_path):

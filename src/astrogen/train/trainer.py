@@ -200,19 +200,24 @@ def _precision(name: str) -> str:
 
 
 def build_trainer(cfg: Experiment, progress: bool = True, callbacks: list | None = None) -> L.Trainer:
-    """The Lightning Trainer for ``cfg``: precision, checkpoints (best on the task's monitored metric and
-    last), CSV and TensorBoard logs, gradient clipping, step-based validation and a wall-clock budget."""
+    """The Lightning Trainer for ``cfg``: precision, checkpoints (the latest at every validation, and the best on
+    the task's monitored metric), CSV and TensorBoard logs, gradient clipping, step-based validation and a
+    wall-clock budget."""
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     task = get_task(cfg.kind)
     out = Path(cfg.trainer.out)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}" if task.monitor else "{step}",
-                                 monitor=task.monitor, save_last=True, save_top_k=1)
+    # last.ckpt: the state at every validation, for resuming (Lightning's save_last=True beside a monitored metric
+    # refreshes it only with a new best, so a plateaued validation loss would leave it thousands of steps behind).
+    checkpoints = [ModelCheckpoint(dirpath=out / "checkpoints", filename="last", enable_version_counter=False)]
+    if task.monitor:  # saved before last.ckpt, so that the best-checkpoint state last.ckpt carries is current
+        checkpoints.insert(0, ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}",
+                                              monitor=task.monitor, save_top_k=1))
     strategy = cfg.trainer.strategy
     if task.unused_parameters and strategy in ("ddp", "ddp_spawn"):
         strategy += "_find_unused_parameters_true"
-    callbacks = [checkpoint, ReseedAtTrainStart(cfg.trainer.seed), *(task.callbacks(cfg) if task.callbacks else []),
+    callbacks = [*checkpoints, ReseedAtTrainStart(cfg.trainer.seed), *(task.callbacks(cfg) if task.callbacks else []),
                  *(callbacks or [])]
     if progress:  # each refresh reads the logged losses (a host sync): every 10 steps, not every step
         callbacks.append(TQDMProgressBar(refresh_rate=min(10, cfg.trainer.log_every_steps)))
@@ -278,7 +283,7 @@ def train(config, overrides: Mapping[str, object] | None = None, resume: str | o
     # A save, not a load: Lightning's weights_only=False writes the full state (optimizer included, resumable) as
     # plain data; every checkpoint astrogen reads goes through torch.load(weights_only=True) (tasks.read_checkpoint).
     trainer.save_checkpoint(out / "final.ckpt", weights_only=False)
-    best = trainer.checkpoint_callback.best_model_path if task.monitor else ""
+    best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
     if best and trainer.is_global_zero:
         partial = out / "best.ckpt.partial"
         shutil.copyfile(best, partial)
