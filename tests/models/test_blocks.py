@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from astrogen.models.blocks import AddCoords, DCGenerator, Floor, LinearChannel, ScaledTanh
+from astrogen.models.blocks import AddCoords, DCGenerator, Floor, LinearChannel, PixelGenerator, ScaledTanh
 
 
 def test_dc_generator_shape_and_bounded_output():
@@ -43,4 +43,29 @@ def test_the_floor_output_draws_an_exactly_flat_background():
     generator = DCGenerator(8, 1, 16, 4, scale=1.0, output="floor")
     with torch.no_grad():
         generator.stages[-2].bias.fill_(-100.0)  # LinearChannel: everything below the floor
+    assert torch.equal(generator(torch.randn(3, 8)), torch.full((3, 1, 16, 16), -1.0))
+
+
+def test_pixel_generator_is_one_mlp_per_pixel_of_the_latent_and_its_coordinates():
+    torch.manual_seed(0)
+    generator = PixelGenerator(6, 3, 8, width=5, depth=2)
+    with torch.no_grad():
+        generator.output[0].weight.copy_(torch.tensor([1.0, 2.0, -1.0]).view(1, 3, 1, 1))
+    z = torch.randn(4, 6)
+    out = generator(z)
+    assert out.shape == (4, 3, 8, 8)
+    coordinate = torch.linspace(-1, 1, 8)
+    for row, col in [(0, 0), (2, 7), (5, 3)]:  # by hand: the MLP on (features of z) + (features of (row, col))
+        h = generator.mapping(z) + generator.position(torch.stack([coordinate[row], coordinate[col]]))
+        expected = torch.tanh(generator.pixels(h) * torch.tensor([1.0, 2.0, -1.0]))  # LinearChannel, ScaledTanh(1)
+        torch.testing.assert_close(out[:, :, row, col], expected)
+    with torch.no_grad():
+        generator.pixels[-1].bias.fill_(5.0)
+    assert not torch.allclose(out, generator(z))  # the output depends on the last layer
+
+
+def test_pixel_generator_can_draw_an_exactly_flat_background():
+    generator = PixelGenerator(8, 1, 16, output="floor")
+    with torch.no_grad():
+        generator.output[0].bias.fill_(-100.0)
     assert torch.equal(generator(torch.randn(3, 8)), torch.full((3, 1, 16, 16), -1.0))

@@ -8,7 +8,7 @@ from torch import nn
 from astrogen.data import FieldSet, FieldSetWriter
 from astrogen.errors import ConfigError, DataError
 from astrogen.generate import sample_to_file
-from astrogen.models.blocks import AddCoords
+from astrogen.models.blocks import AddCoords, PixelGenerator
 from astrogen.models.gan import Critic, GANModule, UNetGenerator, VAEGenerator, gradient_penalty
 from astrogen.sims import simulate_to_file
 from astrogen.tasks import load_model
@@ -47,6 +47,17 @@ def test_coordinate_channels_before_every_convolution():
     assert len(coords) == len(convs) == 6  # generator, its average and critic: 2 convolutions each
     assert module.critic.features[1].in_channels == 1 + 2  # the image and its two coordinates
     assert module.sample(3).shape == (3, 1, 16, 16) and module.critic(torch.zeros(3, 1, 16, 16)).shape == (3,)
+
+
+def test_a_wgan_with_the_pixel_generator():
+    module = GANModule("wgan", {**TINY, "generator": "pixel", "width": 6, "depth": 2}, {}, [2, 16, 16], ["a", "b"])
+    assert isinstance(module.generator, PixelGenerator) and isinstance(module.generator_ema.module, PixelGenerator)
+    assert module.generator.pixels[1].in_features == 6 and len(module.generator.pixels) == 6
+    assert module.sample(3).shape == (3, 2, 16, 16)
+    with pytest.raises(ValueError, match="generator"):  # pydantic's ValidationError
+        GANModule("wgan", {**TINY, "generator": "stylegan"}, {}, [1, 16, 16], ["intensity"])
+    with pytest.raises(ConfigError, match="pixel is a wgan generator"):
+        GANModule("vaegan", {**TINY, "generator": "pixel"}, {}, [1, 16, 16], ["intensity"])
 
 
 def test_samples_come_from_the_generator_average():

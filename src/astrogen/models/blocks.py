@@ -168,6 +168,38 @@ class DCGenerator(nn.Module):
         return self.stages(self.linear(z).view(z.shape[0], self.width, 4, 4))
 
 
+class PixelGenerator(nn.Module):
+    """Latent ``[N, latent]`` -> MLP -> features broadcast to every pixel and added to a linear map of the
+    pixel's coordinates (in [-1, 1]) -> ``depth`` per-pixel layers (Linear + LeakyReLU(0.2) on the channels) ->
+    Linear -> `LinearChannel` -> output layer -> ``[N, channels, size, size]``.
+
+    The spatial broadcast decoder (Watters et al. 2019, arXiv:1901.07017) with only per-pixel layers, as in
+    conditionally independent pixel synthesis (Anokhin et al. 2021, arXiv:2011.13775): every pixel sees the whole
+    latent and its own position, so where an object lies is a function of the latent that each pixel reads,
+    instead of a hand-over between the cells of a 4 x 4 seed map that transposed convolutions must learn.
+    ``width`` hidden channels; the layers act on channels-last ``[N, H, W, width]`` maps (1x1 convolutions as
+    matrix products).
+    """
+
+    def __init__(self, latent: int, channels: int, size: int, width: int = 64, depth: int = 3, scale: float = 1.0,
+                 output: str = "tanh"):
+        super().__init__()
+        self.latent, self.size = latent, size
+        self.mapping = nn.Sequential(nn.Linear(latent, width), nn.LeakyReLU(0.2), nn.Linear(width, width))
+        self.position = nn.Linear(2, width)
+        layers: list[nn.Module] = [nn.LeakyReLU(0.2)]
+        for _ in range(depth):
+            layers += [nn.Linear(width, width), nn.LeakyReLU(0.2)]
+        self.pixels = nn.Sequential(*layers, nn.Linear(width, channels))
+        self.output = nn.Sequential(LinearChannel(channels), OUTPUTS[output](scale))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        axis = torch.linspace(-1, 1, self.size, device=z.device, dtype=z.dtype)
+        grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1)  # [H, W, 2]: row, column
+        h = self.mapping(z)[:, None, None, :] + self.position(grid)
+        return self.output(self.pixels(h).permute(0, 3, 1, 2))
+
+
 # --------------------------------------------------------------------------------------------------
 # Variational latents.
 
@@ -235,4 +267,5 @@ def ema_warmup_avg_fn(decay: float):
 
 
 __all__ = ["OUTPUTS", "AddCoords", "CNNRegressor", "ConvEncoder", "DCGenerator", "Floor", "LinearChannel",
-           "ScaledTanh", "doubling_widths", "ema_warmup_avg_fn", "kl_divergence", "reparameterise", "stride2_levels"]
+           "PixelGenerator", "ScaledTanh", "doubling_widths", "ema_warmup_avg_fn", "kl_divergence", "reparameterise",
+           "stride2_levels"]

@@ -10,6 +10,9 @@ Networks (all images square, side a power of two >= 8, in the data transform's n
 * `DCGenerator` (DCWGAN-GP; in `astrogen.models.blocks`, as the VAE decodes with it): latent z ~ N(0, 1)
   (256) -> Linear -> 4 x 4 map -> transposed-conv 4x4 + BN + LeakyReLU stages -> transposed conv ->
   `LinearChannel` -> `ScaledTanh`; C output channels.
+* `PixelGenerator` (``model.generator: pixel``, wgan; in `astrogen.models.blocks`): the latent broadcast to every
+  pixel with the pixel's coordinates, then per-pixel layers only (a spatial broadcast decoder). On the 1-blob
+  set it draws one blob per map where the DC generator draws several (see docs/gans.md).
 * `UNetGenerator` (PIXGAN): input channels (e.g. kappa) -> U-Net -> the other channels (e.g. tSZ, kSZ, CIB,
   radio); conv + BN + LeakyReLU down, transposed conv + BN + ReLU up, skip concatenations, no BN on the
   first and last layers.
@@ -54,6 +57,7 @@ from astrogen.models.blocks import (
     ConvEncoder,
     DCGenerator,
     LinearChannel,
+    PixelGenerator,
     doubling_widths,
     ema_warmup_avg_fn,
     kl_divergence,
@@ -157,14 +161,19 @@ GAN_KINDS = ("wgan", "pixgan", "vaegan")
 
 
 class GANNetConfig(StrictModel):
-    """Network sizes: ``base`` channels of the first critic stage (64 in the report), latent size, the output
-    layer (``tanh``: `ScaledTanh`, bounded to (-scale, scale), the transformed data should lie well inside it;
-    ``floor``: `Floor`, a hard floor at -scale, which should be the data's minimum in network units)."""
+    """Network sizes: ``base`` channels of the first critic stage (64 in the report) and of the DC generator's
+    last stage, latent size, the generator (wgan), the output layer (``tanh``: `ScaledTanh`, bounded to
+    (-scale, scale), the transformed data should lie well inside it; ``floor``: `Floor`, a hard floor at -scale,
+    which should be the data's minimum in network units)."""
 
     base: int = Field(64, ge=1)
     latent: int = Field(256, ge=1)
     scale: float = Field(1.0, gt=0)
     output: Literal["tanh", "floor"] = "tanh"
+    generator: Literal["dc", "pixel"] = Field("dc", description="wgan: the DC generator (the report's) or "
+                                              "`PixelGenerator` (per-pixel layers on the broadcast latent)")
+    width: int = Field(64, ge=1, description="PixelGenerator: hidden channels")
+    depth: int = Field(3, ge=1, description="PixelGenerator: per-pixel hidden layers")
     coords: bool = Field(False, description="CoordConv: coordinate channels before every convolution of the DC "
                          "generator (wgan, the vaegan decoder) and the critic")
 
@@ -222,13 +231,20 @@ class GANModule(L.LightningModule):
         unknown = sorted(set(inputs) - set(channels))
         if unknown:
             raise ConfigError(f"inputs {unknown} are not channels of the data {channels}")
+        if net.generator == "pixel" and kind != "wgan":
+            raise ConfigError(f"model.generator: pixel is a wgan generator; {kind} builds its own")
         if (kind == "pixgan") != bool(inputs) or len(inputs) >= n_channels:
             raise ConfigError("pixgan needs 'inputs': some, not all, channels; the other kinds take none")
         self.input_index = [channels.index(c) for c in inputs]
         self.output_index = [i for i in range(n_channels) if i not in self.input_index]
         n_in, n_out = len(self.input_index), len(self.output_index)
         if kind == "wgan":
-            self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale, net.output, net.coords)
+            if net.generator == "pixel":
+                self.generator = PixelGenerator(net.latent, n_channels, height, net.width, net.depth, net.scale,
+                                                net.output)
+            else:
+                self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale, net.output,
+                                             net.coords)
             critic_channels = n_channels
         elif kind == "pixgan":
             self.generator = UNetGenerator(n_in, n_out, height, net.base, net.scale, net.output)
