@@ -184,7 +184,7 @@ class PixelGenerator(nn.Module):
     def __init__(self, latent: int, channels: int, size: int, width: int = 64, depth: int = 3, scale: float = 1.0,
                  output: str = "tanh"):
         super().__init__()
-        self.latent, self.size = latent, size
+        self.size = size
         self.mapping = nn.Sequential(nn.Linear(latent, width), nn.LeakyReLU(0.2), nn.Linear(width, width))
         self.position = nn.Linear(2, width)
         layers: list[nn.Module] = [nn.LeakyReLU(0.2)]
