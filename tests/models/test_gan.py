@@ -53,7 +53,10 @@ def test_a_wgan_with_the_pixel_generator():
     module = GANModule("wgan", {**TINY, "generator": "pixel", "width": 6, "depth": 2}, {}, [2, 16, 16], ["a", "b"])
     assert isinstance(module.generator, PixelGenerator) and isinstance(module.generator_ema.module, PixelGenerator)
     assert module.generator.pixels[1].in_features == 6 and len(module.generator.pixels) == 6
-    assert module.sample(3).shape == (3, 2, 16, 16)
+    z = torch.randn(3, TINY["latent"], generator=torch.Generator().manual_seed(0))
+    sample = module.sample(3, torch.Generator().manual_seed(0))  # from the average, in the transform's units
+    torch.testing.assert_close(sample, module.generator_ema.module.eval()(z))
+    assert sample.shape == (3, 2, 16, 16)
     with pytest.raises(ValueError, match="generator"):  # pydantic's ValidationError
         GANModule("wgan", {**TINY, "generator": "stylegan"}, {}, [1, 16, 16], ["intensity"])
     with pytest.raises(ConfigError, match="pixel is a wgan generator"):
