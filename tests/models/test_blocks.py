@@ -1,9 +1,11 @@
 """Layers shared between model families."""
 
+import math
+
 import pytest
 import torch
 
-from astrogen.models.blocks import AddCoords, DCGenerator, Floor, LinearChannel, PixelGenerator, ScaledTanh
+from astrogen.models.blocks import AddCoords, DCGenerator, Exp, Floor, LinearChannel, PixelGenerator, ScaledTanh
 
 
 def test_dc_generator_shape_and_bounded_output():
@@ -46,6 +48,18 @@ def test_the_floor_output_draws_an_exactly_flat_background():
     assert torch.equal(generator(torch.randn(3, 8)), torch.full((3, 1, 16, 16), -1.0))
 
 
+def test_the_exp_output_is_smooth_above_its_floor_and_reaches_it_exactly_far_below():
+    out = Exp(1.0)
+    x = torch.tensor([-40.0, -17.5, -2.0, 0.0, 0.5], requires_grad=True)
+    y = out(x)
+    assert y[:2].tolist() == [-1.0, -1.0]  # exp(x) < 2^-25: exactly the floor in float32
+    torch.testing.assert_close(y[2:], torch.tensor([math.exp(-2.0) - 1, 0.0, math.exp(0.5) - 1]))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, torch.exp(x.detach()))  # d/dx: positive, vanishing far below
+    torch.testing.assert_close(out.inverse(y[2:]), x.detach()[2:])
+    assert Exp(2.0)(torch.tensor([-40.0])).item() == -2.0  # the floor is -scale
+
+
 def test_pixel_generator_is_one_mlp_per_pixel_of_the_latent_and_its_coordinates():
     torch.manual_seed(0)
     generator = PixelGenerator(6, 3, 8, width=5, depth=2)
@@ -64,8 +78,9 @@ def test_pixel_generator_is_one_mlp_per_pixel_of_the_latent_and_its_coordinates(
     assert not torch.allclose(out, generator(z))  # the output depends on the last layer
 
 
-def test_pixel_generator_can_draw_an_exactly_flat_background():
-    generator = PixelGenerator(8, 1, 16, output="floor")
+@pytest.mark.parametrize("output", ["floor", "exp"])
+def test_pixel_generator_can_draw_an_exactly_flat_background(output):
+    generator = PixelGenerator(8, 1, 16, output=output)
     with torch.no_grad():
         generator.output[0].bias.fill_(-100.0)
     assert torch.equal(generator(torch.randn(3, 8)), torch.full((3, 1, 16, 16), -1.0))

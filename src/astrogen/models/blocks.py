@@ -72,7 +72,23 @@ class Floor(_OutputLayer):
         return y
 
 
-OUTPUTS = {"tanh": ScaledTanh, "floor": Floor}
+class Exp(_OutputLayer):
+    """``exp(x) - s``: smooth and above a floor at -s; ``inverse`` is ``log(y + s)``.
+
+    For positive fields whose zero is the floor (MinMax puts a zero minimum at -1, so s = 1): the network draws
+    the log of the field, in which a Gaussian bump is a quadratic, without the kinks a piecewise-linear network
+    leaves under `Floor`. Far from any bump the output is exactly -s in float32 (where exp(x) < 2^-25 s), and
+    the gradient there is as small as the output's distance to the floor.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x) - self.scale
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.log((y + self.scale).clamp_min(torch.finfo(y.dtype).tiny))
+
+
+OUTPUTS = {"tanh": ScaledTanh, "floor": Floor, "exp": Exp}
 
 
 # --------------------------------------------------------------------------------------------------

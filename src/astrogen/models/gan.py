@@ -34,7 +34,8 @@ Output layer: ``tanh`` (the report's, `ScaledTanh`) bounds the output to (-scale
 exact value, so an empty background comes out as low-level noise, whose bumps count as peaks. ``floor``
 (`Floor`) is the identity above a hard floor at -scale, for data with an exact minimum that fills much of the
 image (the blob sets: MinMax puts their zero background at -1, so scale 1): the network can then draw an
-exactly flat background.
+exactly flat background. ``exp`` (`Exp`) draws exp(x) - scale: smooth above the same floor, which it reaches
+exactly (in float32) far from any bump; the network then draws the log of the field.
 """
 
 from __future__ import annotations
@@ -164,12 +165,12 @@ class GANNetConfig(StrictModel):
     """Network sizes: ``base`` channels of the first critic stage (64 in the report) and of the DC generator's
     last stage, latent size, the generator (wgan), the output layer (``tanh``: `ScaledTanh`, bounded to
     (-scale, scale), the transformed data should lie well inside it; ``floor``: `Floor`, a hard floor at -scale,
-    which should be the data's minimum in network units)."""
+    which should be the data's minimum in network units; ``exp``: `Exp`, exp(x) - scale, smooth above that floor)."""
 
     base: int = Field(64, ge=1)
     latent: int = Field(256, ge=1)
     scale: float = Field(1.0, gt=0)
-    output: Literal["tanh", "floor"] = "tanh"
+    output: Literal["tanh", "floor", "exp"] = "tanh"
     generator: Literal["dc", "pixel"] = Field("dc", description="wgan: the DC generator (the report's) or "
                                               "`PixelGenerator` (per-pixel layers on the broadcast latent)")
     width: int = Field(64, ge=1, description="PixelGenerator: hidden channels")
