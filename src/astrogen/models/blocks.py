@@ -76,9 +76,10 @@ class Exp(_OutputLayer):
     """``exp(x) - s``: smooth and above a floor at -s; ``inverse`` is ``log(y + s)``.
 
     For positive fields whose zero is the floor (MinMax puts a zero minimum at -1, so s = 1): the network draws
-    the log of the field, in which a Gaussian bump is a quadratic, without the kinks a piecewise-linear network
-    leaves under `Floor`. Far from any bump the output is exactly -s in float32 (where exp(x) < 2^-25 s), and
-    the gradient there is as small as the output's distance to the floor.
+    the log of the field. Far from any bump the output is exactly -s in float32 (where exp(x) < 2^-25 s), and the
+    gradient, exp(x), is the output's distance to the floor. A piecewise-linear network (LeakyReLU) draws a
+    piecewise-linear log, so bumps get exponential tails (docs/gans.md: rounder 1-blob cores than with `Floor`,
+    heavier tails).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
