@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from astrogen.models.blocks import AddCoords, DCGenerator, Exp, Floor, LinearChannel, PixelGenerator, ScaledTanh
+from astrogen.models.blocks import AddCoords, DCGenerator, Exp, Floor, Gauss, LinearChannel, PixelGenerator, ScaledTanh
 
 
 def test_dc_generator_shape_and_bounded_output():
@@ -60,6 +60,18 @@ def test_the_exp_output_is_smooth_above_its_floor_and_reaches_it_exactly_far_bel
     assert Exp(2.0)(torch.tensor([-40.0])).item() == -2.0  # the floor is -scale
 
 
+def test_the_gauss_output_of_a_cone_is_a_gaussian_bump_with_gaussian_tails():
+    out, sigma = Gauss(2.0), 2.5  # pixels
+    r = torch.linspace(0, 15, 61, dtype=torch.float64)  # distance to the bump's centre
+    bump = out(r / (math.sqrt(2) * sigma))  # a cone in, the bump out
+    torch.testing.assert_close(bump, 4 * torch.exp(-r**2 / (2 * sigma**2)) - 2)  # 2 s exp(-r^2 / 2 sigma^2) - s
+    assert out(torch.tensor([0.0])).item() == 2.0 and out(torch.tensor([-20.0])).item() == -2.0  # peak, floor
+    torch.testing.assert_close(out.inverse(bump[:30]), r[:30] / (math.sqrt(2) * sigma))
+    x = torch.tensor([-1.0, 0.0, 0.5], requires_grad=True)
+    out(x).sum().backward()
+    torch.testing.assert_close(x.grad, -8 * x.detach() * torch.exp(-x.detach() ** 2))  # d/dx 2 s exp(-x^2)
+
+
 def test_pixel_generator_is_one_mlp_per_pixel_of_the_latent_and_its_coordinates():
     torch.manual_seed(0)
     generator = PixelGenerator(6, 3, 8, width=5, depth=2)
@@ -78,7 +90,7 @@ def test_pixel_generator_is_one_mlp_per_pixel_of_the_latent_and_its_coordinates(
     assert not torch.allclose(out, generator(z))  # the output depends on the last layer
 
 
-@pytest.mark.parametrize("output", ["floor", "exp"])
+@pytest.mark.parametrize("output", ["floor", "exp", "gauss"])
 def test_pixel_generator_can_draw_an_exactly_flat_background(output):
     generator = PixelGenerator(8, 1, 16, output=output)
     with torch.no_grad():

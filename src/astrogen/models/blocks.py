@@ -89,7 +89,26 @@ class Exp(_OutputLayer):
         return torch.log((y + self.scale).clamp_min(torch.finfo(y.dtype).tiny))
 
 
-OUTPUTS = {"tanh": ScaledTanh, "floor": Floor, "exp": Exp}
+class Gauss(_OutputLayer):
+    """``2 s exp(-x^2) - s``: a Gaussian of the network's output, in (-s, s]; ``inverse`` is
+    ``sqrt(-log((y + s) / 2 s))`` (the non-negative root).
+
+    The Gaussian activation of compositional pattern-producing networks (Stanley 2007, doi:10.1007/s10710-007-9028-8)
+    as the output layer. For fields of isolated bumps on a zero floor (MinMax puts it at -1, so s = 1): a Gaussian
+    bump of width sigma at p0 is exactly exp(-x^2) with x = |p - p0| / (sqrt(2) sigma), a cone, which a
+    piecewise-linear network draws with straight facets, and its tails fall as the Gaussian's (a piecewise-linear
+    log under `Exp` gives exponential tails). Overlapping bumps do not add, so it suits one bump per map.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * self.scale * torch.exp(-x.square()) - self.scale
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        fraction = ((y + self.scale) / (2 * self.scale)).clamp(torch.finfo(y.dtype).tiny, 1)
+        return torch.sqrt(-torch.log(fraction))
+
+
+OUTPUTS = {"tanh": ScaledTanh, "floor": Floor, "exp": Exp, "gauss": Gauss}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,6 +302,6 @@ def ema_warmup_avg_fn(decay: float):
     return update
 
 
-__all__ = ["OUTPUTS", "AddCoords", "CNNRegressor", "ConvEncoder", "DCGenerator", "Floor", "LinearChannel",
+__all__ = ["OUTPUTS", "AddCoords", "CNNRegressor", "ConvEncoder", "DCGenerator", "Floor", "Gauss", "LinearChannel",
            "PixelGenerator", "ScaledTanh", "doubling_widths", "ema_warmup_avg_fn", "kl_divergence", "reparameterise",
            "stride2_levels"]

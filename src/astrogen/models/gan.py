@@ -165,12 +165,13 @@ class GANNetConfig(StrictModel):
     """Network sizes: ``base`` channels of the first critic stage (64 in the report) and of the DC generator's
     last stage, latent size, the generator (wgan), the output layer (``tanh``: `ScaledTanh`, bounded to
     (-scale, scale), the transformed data should lie well inside it; ``floor``: `Floor`, a hard floor at -scale,
-    which should be the data's minimum in network units; ``exp``: `Exp`, exp(x) - scale, smooth above that floor)."""
+    which should be the data's minimum in network units; ``exp``: `Exp`, exp(x) - scale, smooth above that floor;
+    ``gauss``: `Gauss`, 2 scale exp(-x^2) - scale, in (-scale, scale], for one bump per map)."""
 
     base: int = Field(64, ge=1)
     latent: int = Field(256, ge=1)
     scale: float = Field(1.0, gt=0)
-    output: Literal["tanh", "floor", "exp"] = "tanh"
+    output: Literal["tanh", "floor", "exp", "gauss"] = "tanh"
     generator: Literal["dc", "pixel"] = Field("dc", description="wgan: the DC generator (the report's) or "
                                               "`PixelGenerator` (per-pixel layers on the broadcast latent)")
     width: int = Field(64, ge=1, description="PixelGenerator: hidden channels")
