@@ -96,8 +96,9 @@ class Gauss(_OutputLayer):
     The Gaussian activation of compositional pattern-producing networks (Stanley 2007, doi:10.1007/s10710-007-9028-8)
     as the output layer. For fields of isolated bumps on a zero floor (MinMax puts it at -1, so s = 1): a Gaussian
     bump of width sigma at p0 is exactly exp(-x^2) with x = |p - p0| / (sqrt(2) sigma), a cone, which a
-    piecewise-linear network draws with straight facets, and its tails fall as the Gaussian's (a piecewise-linear
-    log under `Exp` gives exponential tails). Overlapping bumps do not add, so it suits one bump per map.
+    piecewise-linear network draws with straight facets, and its tails fall as the Gaussian's as far as the drawn
+    cone stays straight (a piecewise-linear log under `Exp` gives exponential tails). Overlapping bumps do not add,
+    so it suits one bump per map.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,7 +180,7 @@ class ConvEncoder(nn.Module):
 
 class DCGenerator(nn.Module):
     """Latent ``[N, latent]`` -> Linear -> 4 x 4 map -> transposed-conv 4x4 stride 2 + BN + LeakyReLU(0.2)
-    stages -> transposed conv -> `LinearChannel` -> output layer (`OUTPUTS`: `ScaledTanh` or `Floor`) ->
+    stages -> transposed conv -> `LinearChannel` -> output layer (one of `OUTPUTS`) ->
     ``[N, channels, size, size]``: the DCWGAN-GP generator and the VAE decoder.
 
     The widths mirror the `ConvEncoder`'s (1024 ... 64 for 128 x 128 with ``base`` = 64); ``coords`` puts

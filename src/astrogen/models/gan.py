@@ -35,7 +35,8 @@ exact value, so an empty background comes out as low-level noise, whose bumps co
 (`Floor`) is the identity above a hard floor at -scale, for data with an exact minimum that fills much of the
 image (the blob sets: MinMax puts their zero background at -1, so scale 1): the network can then draw an
 exactly flat background. ``exp`` (`Exp`) draws exp(x) - scale: smooth above the same floor, which it reaches
-exactly (in float32) far from any bump; the network then draws the log of the field.
+exactly (in float32) far from any bump; the network then draws the log of the field. ``gauss`` (`Gauss`) draws
+2 scale exp(-x^2) - scale: a Gaussian bump is the image of a cone, for one bump per map (overlaps do not add).
 """
 
 from __future__ import annotations
