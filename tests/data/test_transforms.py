@@ -99,6 +99,17 @@ def test_formulas_match_the_reports():
     np.testing.assert_allclose(MinMax(min=[-3.0], max=[10.0]).forward(x), 2 * (x + 3) / 13 - 1)
 
 
+def test_minmax_keeps_a_given_range_and_fits_the_rest():
+    x = np.random.default_rng(0).uniform(2, 5, (6, 2, 4, 4)).astype(np.float32)
+    fixed = MinMax(min=[0.0, 0.0], max=[1.0, 10.0]).fit(x)
+    assert fixed.min == [0.0, 0.0] and fixed.max == [1.0, 10.0]
+    np.testing.assert_allclose(fixed.forward(x)[:, 1], 2 * x[:, 1] / 10 - 1, rtol=1e-6)
+    half = MinMax(min=[0.0, 0.0]).fit(x)
+    np.testing.assert_allclose(half.max, x.max(axis=(0, 2, 3)))
+    with pytest.raises(DataError, match="max > min"):
+        MinMax(min=[0.0, 6.0]).fit(x)
+
+
 def test_per_channel_parameters():
     rng = np.random.default_rng(0)
     x = np.stack([rng.normal(5, 2, (50, 8, 8)), rng.normal(-100, 30, (50, 8, 8))], axis=1)

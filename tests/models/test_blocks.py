@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from astrogen.errors import ConfigError
 from astrogen.models.blocks import AddCoords, DCGenerator, Exp, Floor, Gauss, LinearChannel, PixelGenerator, ScaledTanh
 
 
@@ -88,6 +89,32 @@ def test_pixel_generator_is_one_mlp_per_pixel_of_the_latent_and_its_coordinates(
     with torch.no_grad():
         generator.pixels[-1].bias.fill_(5.0)
     assert not torch.allclose(out, generator(z))  # the output depends on the last layer
+
+
+def test_many_sources_add_above_the_floor_and_start_from_one_source_weights():
+    torch.manual_seed(0)
+    one = PixelGenerator(4, 2, 8, width=6, depth=2, output="gauss", scale=0.5)
+    three = PixelGenerator(4, 2, 8, width=6, depth=2, output="gauss", scale=0.5, sources=3)
+    three.load_state_dict(one.state_dict())  # the same parameters: transfer learning copies them
+    z = torch.randn(5, 12)
+    by_hand = sum(one(z[:, 4 * k : 4 * (k + 1)]) + 0.5 for k in range(3)) - 0.5
+    torch.testing.assert_close(three(z), by_hand)
+    assert three(z).min() >= -0.5 and three(z).max() > 0.5  # above the same floor; overlaps exceed one source's top
+
+
+def test_peak_normalised_maps_peak_at_the_top_and_keep_their_floor():
+    torch.manual_seed(0)
+    generator = PixelGenerator(4, 2, 8, width=6, depth=2, output="floor", sources=2, peak_normalised=True)
+    with torch.no_grad():
+        generator.output[0].bias.fill_(0.3)
+    out = generator(torch.randn(5, 8))
+    torch.testing.assert_close(out.amax(dim=(-2, -1)), torch.ones(5, 2))
+    raw = PixelGenerator(4, 2, 8, width=6, depth=2, output="floor", sources=2)
+    raw.load_state_dict(generator.state_dict())
+    above = raw(z := torch.randn(3, 8)) + 1
+    torch.testing.assert_close(generator(z) + 1, 2 * above / above.amax(dim=(-2, -1), keepdim=True))
+    with pytest.raises(ConfigError, match="sources >= 1"):
+        PixelGenerator(4, 1, 8, sources=0)
 
 
 @pytest.mark.parametrize("output", ["floor", "exp", "gauss"])

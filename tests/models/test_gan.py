@@ -63,6 +63,19 @@ def test_a_wgan_with_the_pixel_generator():
         GANModule("vaegan", {**TINY, "generator": "pixel"}, {}, [1, 16, 16], ["intensity"])
 
 
+def test_a_wgan_with_many_sources_draws_one_latent_per_source():
+    net = {**TINY, "generator": "pixel", "width": 6, "depth": 2, "output": "gauss", "sources": 3,
+           "peak_normalised": True}
+    module = GANModule("wgan", net, {}, [1, 16, 16], ["intensity"])
+    assert module.latent == 3 * TINY["latent"] and module.generator.sources == 3
+    z = torch.randn(4, 3 * TINY["latent"], generator=torch.Generator().manual_seed(0))
+    sample = module.sample(4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sample, module.generator_ema.module.eval()(z))
+    torch.testing.assert_close(sample.amax(dim=(-2, -1)), torch.full((4, 1), net.get("scale", 1.0)))
+    with pytest.raises(ConfigError, match="need model.generator: pixel"):
+        GANModule("wgan", {**TINY, "sources": 2}, {}, [1, 16, 16], ["intensity"])
+
+
 def test_samples_come_from_the_generator_average():
     module = GANModule("wgan", TINY, {"ema_decay": 0.5}, [1, 16, 16], ["intensity"])
     raw = {k: v.clone() for k, v in module.generator.state_dict().items()}

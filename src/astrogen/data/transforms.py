@@ -193,15 +193,21 @@ def _domain_error(name: str, what: str, x) -> DataError:
 
 @dataclass
 class MinMax(Transform):
-    """Affine map of each channel's fitted [min, max] onto [-1, 1]."""
+    """Affine map of each channel's [min, max] onto [-1, 1]: fitted, or fixed where given (e.g. ``{name: MinMax,
+    min: [0], max: [1]}``: the same network units for sets of different ranges, as transfer learning may need)."""
 
     min: list[float] | None = None
     max: list[float] | None = None
     fitted_fields: ClassVar = ("min", "max")
 
     def fit(self, data) -> MinMax:
-        stats = _spread_stats("MinMax", data)
-        self.min, self.max = stats.min.tolist(), stats.max.tolist()
+        """Fit whichever of ``min`` and ``max`` is not given."""
+        if self.min is None or self.max is None:
+            stats = _spread_stats("MinMax", data)
+            self.min = stats.min.tolist() if self.min is None else self.min
+            self.max = stats.max.tolist() if self.max is None else self.max
+        if any(high <= low for low, high in zip(self.min, self.max)):
+            raise DataError(f"MinMax needs max > min in every channel, got min {self.min} and max {self.max}")
         return self
 
     def forward(self, x):

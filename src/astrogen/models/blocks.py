@@ -98,7 +98,7 @@ class Gauss(_OutputLayer):
     bump of width sigma at p0 is exactly exp(-x^2) with x = |p - p0| / (sqrt(2) sigma), a cone, which a
     piecewise-linear network draws with straight facets, and its tails fall as the Gaussian's as far as the drawn
     cone stays straight (a piecewise-linear log under `Exp` gives exponential tails). Overlapping bumps do not add,
-    so it suits one bump per map.
+    so it suits one bump per map, or per source of a `PixelGenerator` with ``sources`` (the sources add).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,12 +216,22 @@ class PixelGenerator(nn.Module):
     instead of a hand-over between the cells of a 4 x 4 seed map that transposed convolutions must learn.
     ``width`` hidden channels; the layers act on channels-last ``[N, H, W, width]`` maps (1x1 convolutions as
     matrix products).
+
+    ``sources`` > 1: the map is a sum of sources, each drawn by the same layers from its own ``latent`` slice of
+    the input ``[N, sources * latent]``, added above the output layer's floor -scale (``sum_k (y_k + s) - s``):
+    a sky is a sum of sources, and overlapping ones add. A 1-source generator's weights start a many-source one
+    (transfer learning: the 1-blob set's network draws each blob of the 10- and 50-blob sets). ``peak_normalised``:
+    each map and channel is divided above the floor by its maximum, so it peaks at exactly +scale, for sets whose
+    maps are divided by their maximum (the 10-blob set). Sources are drawn one after another: memory grows with
+    ``sources`` only when gradients are kept.
     """
 
     def __init__(self, latent: int, channels: int, size: int, width: int = 64, depth: int = 3, scale: float = 1.0,
-                 output: str = "tanh"):
+                 output: str = "tanh", sources: int = 1, peak_normalised: bool = False):
         super().__init__()
-        self.size = size
+        if sources < 1:
+            raise ConfigError(f"PixelGenerator needs sources >= 1, got {sources}")
+        self.size, self.sources, self.peak_normalised, self.scale = size, sources, peak_normalised, float(scale)
         self.mapping = nn.Sequential(nn.Linear(latent, width), nn.LeakyReLU(0.2), nn.Linear(width, width))
         self.position = nn.Linear(2, width)
         layers: list[nn.Module] = [nn.LeakyReLU(0.2)]
@@ -233,8 +243,18 @@ class PixelGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         axis = torch.linspace(-1, 1, self.size, device=z.device, dtype=z.dtype)
         grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1)  # [H, W, 2]: row, column
-        h = self.mapping(z)[:, None, None, :] + self.position(grid)
-        return self.output(self.pixels(h).permute(0, 3, 1, 2))
+        position = self.position(grid)
+
+        def draw(latent: torch.Tensor) -> torch.Tensor:
+            return self.output(self.pixels(self.mapping(latent)[:, None, None, :] + position).permute(0, 3, 1, 2))
+
+        if self.sources == 1 and not self.peak_normalised:
+            return draw(z)
+        above_floor = sum(draw(latent) + self.scale for latent in z.chunk(self.sources, dim=1))
+        if self.peak_normalised:
+            peak = above_floor.amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
+            above_floor = above_floor * (2 * self.scale / peak)
+        return above_floor - self.scale
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ Networks (all images square, side a power of two >= 8, in the data transform's n
   `LinearChannel` -> `ScaledTanh`; C output channels.
 * `PixelGenerator` (``model.generator: pixel``, wgan; in `astrogen.models.blocks`): the latent broadcast to every
   pixel with the pixel's coordinates, then per-pixel layers only (a spatial broadcast decoder). On the 1-blob
-  set it draws one blob per map where the DC generator draws several (see docs/gans.md).
+  set it draws one blob per map where the DC generator draws several (see docs/gans.md). With ``sources`` it
+  draws a sum of that many sources, each from its own latent (the 10- and 50-blob sets).
 * `UNetGenerator` (PIXGAN): input channels (e.g. kappa) -> U-Net -> the other channels (e.g. tSZ, kSZ, CIB,
   radio); conv + BN + LeakyReLU down, transposed conv + BN + ReLU up, skip concatenations, no BN on the
   first and last layers.
@@ -36,7 +37,8 @@ exact value, so an empty background comes out as low-level noise, whose bumps co
 image (the blob sets: MinMax puts their zero background at -1, so scale 1): the network can then draw an
 exactly flat background. ``exp`` (`Exp`) draws exp(x) - scale: smooth above the same floor, which it reaches
 exactly (in float32) far from any bump; the network then draws the log of the field. ``gauss`` (`Gauss`) draws
-2 scale exp(-x^2) - scale: a Gaussian bump is the image of a cone, for one bump per map (overlaps do not add).
+2 scale exp(-x^2) - scale: a Gaussian bump is the image of a cone, for one bump per map (overlaps do not add)
+or per source of a many-source `PixelGenerator` (the sources add).
 """
 
 from __future__ import annotations
@@ -177,6 +179,10 @@ class GANNetConfig(StrictModel):
                                               "`PixelGenerator` (per-pixel layers on the broadcast latent)")
     width: int = Field(64, ge=1, description="PixelGenerator: hidden channels")
     depth: int = Field(3, ge=1, description="PixelGenerator: per-pixel hidden layers")
+    sources: int = Field(1, ge=1, description="PixelGenerator: each map is the sum of this many sources, each drawn "
+                         "from its own latent, added above the floor -scale (overlaps add)")
+    peak_normalised: bool = Field(False, description="PixelGenerator: each map divided above the floor by its "
+                                  "maximum, so it peaks at +scale (sets of maps divided by their maximum)")
     coords: bool = Field(False, description="CoordConv: coordinate channels before every convolution of the DC "
                          "generator (wgan, the vaegan decoder) and the critic")
 
@@ -236,6 +242,8 @@ class GANModule(L.LightningModule):
             raise ConfigError(f"inputs {unknown} are not channels of the data {channels}")
         if net.generator == "pixel" and kind != "wgan":
             raise ConfigError(f"model.generator: pixel is a wgan generator; {kind} builds its own")
+        if (net.sources > 1 or net.peak_normalised) and net.generator != "pixel":
+            raise ConfigError("model.sources and model.peak_normalised need model.generator: pixel")
         if (kind == "pixgan") != bool(inputs) or len(inputs) >= n_channels:
             raise ConfigError("pixgan needs 'inputs': some, not all, channels; the other kinds take none")
         self.input_index = [channels.index(c) for c in inputs]
@@ -244,7 +252,7 @@ class GANModule(L.LightningModule):
         if kind == "wgan":
             if net.generator == "pixel":
                 self.generator = PixelGenerator(net.latent, n_channels, height, net.width, net.depth, net.scale,
-                                                net.output)
+                                                net.output, net.sources, net.peak_normalised)
             else:
                 self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale, net.output,
                                              net.coords)
@@ -260,7 +268,7 @@ class GANModule(L.LightningModule):
         self.generator_ema = AveragedModel(self.generator, multi_avg_fn=ema_warmup_avg_fn(self.optim_config.ema_decay),
                                            use_buffers=True)
         self.generator_ema.requires_grad_(False)
-        self.kind, self.latent = kind, net.latent
+        self.kind, self.latent = kind, net.latent * net.sources
         self.transform = Transform.from_dict(transform) if transform else None
         self.last_real: torch.Tensor | None = None
         self.last_fake: torch.Tensor | None = None
