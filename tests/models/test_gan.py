@@ -72,7 +72,7 @@ def test_a_wgan_with_many_sources_draws_one_latent_per_source():
     sample = module.sample(4, torch.Generator().manual_seed(0))
     torch.testing.assert_close(sample, module.generator_ema.module.eval()(z))
     torch.testing.assert_close(sample.amax(dim=(-2, -1)), torch.full((4, 1), net.get("scale", 1.0)))
-    with pytest.raises(ConfigError, match="need model.generator: pixel"):
+    with pytest.raises(ConfigError, match=r"need model\.generator: pixel"):
         GANModule("wgan", {**TINY, "sources": 2}, {}, [1, 16, 16], ["intensity"])
 
 
