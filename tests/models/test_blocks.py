@@ -102,7 +102,7 @@ def test_many_sources_add_above_the_floor_and_start_from_one_source_weights():
     assert three(z).min() >= -0.5 and three(z).max() > 0.5  # above the same floor; overlaps exceed one source's top
 
 
-def test_peak_normalised_maps_peak_at_the_top_and_keep_their_floor():
+def test_peak_normalised_maps_are_divided_above_the_floor_by_their_maximum():
     torch.manual_seed(0)
     generator = PixelGenerator(4, 2, 8, width=6, depth=2, output="floor", sources=2, peak_normalised=True)
     with torch.no_grad():
