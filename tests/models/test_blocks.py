@@ -6,7 +6,17 @@ import pytest
 import torch
 
 from astrogen.errors import ConfigError
-from astrogen.models.blocks import AddCoords, DCGenerator, Exp, Floor, Gauss, LinearChannel, PixelGenerator, ScaledTanh
+from astrogen.models.blocks import (
+    AddCoords,
+    BeamGenerator,
+    DCGenerator,
+    Exp,
+    Floor,
+    Gauss,
+    LinearChannel,
+    PixelGenerator,
+    ScaledTanh,
+)
 
 
 def test_dc_generator_shape_and_bounded_output():
@@ -115,6 +125,42 @@ def test_peak_normalised_maps_are_divided_above_the_floor_by_their_maximum():
     torch.testing.assert_close(generator(z) + 1, 2 * above / above.amax(dim=(-2, -1), keepdim=True))
     with pytest.raises(ConfigError, match="sources >= 1"):
         PixelGenerator(4, 1, 8, sources=0)
+
+
+def _place(generator: BeamGenerator, u: list[float], flux: list[float]) -> None:
+    """Every source of ``generator`` at sigmoid-space position ``u`` (row, column) with ``flux`` per channel."""
+    with torch.no_grad():
+        generator.mlp[-1].weight.zero_()
+        generator.mlp[-1].bias.copy_(torch.tensor([*u, *flux]))
+
+
+def test_a_beam_source_is_the_beam_at_its_position_with_its_flux():
+    generator = BeamGenerator(3, 2, 16, beam_fwhm=4.0, width=5, depth=2, scale=0.5)
+    _place(generator, [0.3, -1.2], [0.7, 0.0])
+    out = generator(torch.randn(4, 3))
+    row, column = 16 / (1 + math.exp(-0.3)) - 0.5, 16 / (1 + math.exp(1.2)) - 0.5  # size sigmoid(u) - 1/2
+    sigma = 4.0 / math.sqrt(8 * math.log(2))
+    i, j = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    beam = torch.exp(-((i - row) ** 2 + (j - column) ** 2) / (2 * sigma**2))
+    torch.testing.assert_close(out[:, 0], (0.7 * beam - 0.5).expand(4, 16, 16))
+    assert torch.equal(out[:, 1], torch.full((4, 16, 16), -0.5))  # a zero flux: exactly the floor
+    at_half = beam[round(row)] > 0.5 * beam.max()
+    assert 3 <= int(at_half.sum()) <= 5  # a FWHM of 4 pixels across the row through the centre
+
+
+def test_beam_sources_add_above_the_floor_peak_normalised_and_start_from_one_source_weights():
+    torch.manual_seed(0)
+    one = BeamGenerator(3, 1, 16, beam_fwhm=3.0, width=5, depth=2)
+    three = BeamGenerator(3, 1, 16, beam_fwhm=3.0, width=5, depth=2, sources=3)
+    three.load_state_dict(one.state_dict())  # the same parameters: transfer learning copies them
+    z = torch.randn(4, 9)
+    torch.testing.assert_close(three(z), sum(one(z[:, 3 * k : 3 * (k + 1)]) + 1 for k in range(3)) - 1)
+    normalised = BeamGenerator(3, 1, 16, beam_fwhm=3.0, width=5, depth=2, sources=3, peak_normalised=True)
+    normalised.load_state_dict(one.state_dict())
+    above = three(z) + 1
+    torch.testing.assert_close(normalised(z) + 1, 2 * above / above.amax(dim=(-2, -1), keepdim=True))
+    with pytest.raises(ConfigError, match="beam_fwhm > 0"):
+        BeamGenerator(3, 1, 16, beam_fwhm=0.0)
 
 
 @pytest.mark.parametrize("output", ["floor", "exp", "gauss"])

@@ -72,8 +72,25 @@ def test_a_wgan_with_many_sources_draws_one_latent_per_source():
     sample = module.sample(4, torch.Generator().manual_seed(0))
     torch.testing.assert_close(sample, module.generator_ema.module.eval()(z))
     torch.testing.assert_close(sample.amax(dim=(-2, -1)), torch.full((4, 1), TINY["scale"]))  # at +scale
-    with pytest.raises(ConfigError, match=r"need model\.generator: pixel"):
+    with pytest.raises(ConfigError, match=r"need model\.generator: pixel or beam"):
         GANModule("wgan", {**TINY, "sources": 2}, {}, [1, 16, 16], ["intensity"])
+
+
+def test_a_beam_wgan_draws_sources_of_the_given_beam_and_checks_its_options():
+    net = {**TINY, "generator": "beam", "beam_fwhm": 3.0, "width": 6, "depth": 2, "sources": 4}
+    module = GANModule("wgan", net, {}, [1, 16, 16], ["intensity"])
+    assert module.latent == 4 * TINY["latent"] and module.generator.beam_fwhm == 3.0
+    z = torch.randn(2, 4 * TINY["latent"], generator=torch.Generator().manual_seed(0))
+    sample = module.sample(2, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sample, module.generator_ema.module.eval()(z))
+    for bad, match in [({"beam_fwhm": None}, r"goes with model\.generator: beam"),
+                       ({"output": "gauss"}, "no output layer")]:
+        with pytest.raises(ConfigError, match=match):
+            GANModule("wgan", {**net, **bad}, {}, [1, 16, 16], ["intensity"])
+    with pytest.raises(ConfigError, match=r"goes with model\.generator: beam"):
+        GANModule("wgan", {**TINY, "beam_fwhm": 3.0}, {}, [1, 16, 16], ["intensity"])
+    with pytest.raises(ConfigError, match="beam is a wgan generator"):
+        GANModule("vaegan", net, {}, [1, 16, 16], ["intensity"])
 
 
 def test_samples_come_from_the_generator_average():

@@ -58,6 +58,7 @@ from astrogen.distributed import draw_rows
 from astrogen.errors import ConfigError, DataError
 from astrogen.models.blocks import (
     OUTPUTS,
+    BeamGenerator,
     ConvEncoder,
     DCGenerator,
     LinearChannel,
@@ -174,15 +175,18 @@ class GANNetConfig(StrictModel):
     base: int = Field(64, ge=1)
     latent: int = Field(256, ge=1)
     scale: float = Field(1.0, gt=0)
-    output: Literal["tanh", "floor", "exp", "gauss"] = "tanh"
-    generator: Literal["dc", "pixel"] = Field("dc", description="wgan: the DC generator (the report's) or "
-                                              "`PixelGenerator` (per-pixel layers on the broadcast latent)")
-    width: int = Field(64, ge=1, description="PixelGenerator: hidden channels")
-    depth: int = Field(3, ge=1, description="PixelGenerator: per-pixel hidden layers")
-    sources: int = Field(1, ge=1, description="PixelGenerator: each map is the sum of this many sources, each drawn "
-                         "from its own latent, added above the floor -scale (overlaps add)")
-    peak_normalised: bool = Field(False, description="PixelGenerator: each map divided above the floor by its "
-                                  "maximum, so it peaks at +scale (sets of maps divided by their maximum)")
+    output: Literal["tanh", "floor", "exp", "gauss"] = Field("tanh", description="not the beam generator's")
+    generator: Literal["dc", "pixel", "beam"] = Field("dc", description="wgan: the DC generator (the report's), "
+                                                      "`PixelGenerator` (per-pixel layers on the broadcast latent) "
+                                                      "or `BeamGenerator` (point sources through a Gaussian beam)")
+    width: int = Field(64, ge=1, description="PixelGenerator, BeamGenerator: hidden channels")
+    depth: int = Field(3, ge=1, description="PixelGenerator: per-pixel hidden layers; BeamGenerator: hidden layers")
+    sources: int = Field(1, ge=1, description="PixelGenerator, BeamGenerator: each map is the sum of this many "
+                         "sources, each drawn from its own latent, added above the floor -scale (overlaps add)")
+    peak_normalised: bool = Field(False, description="PixelGenerator, BeamGenerator: each map divided above the "
+                                  "floor by its maximum, so it peaks at +scale (sets of maps divided by their maximum)")
+    beam_fwhm: float | None = Field(None, gt=0, description="BeamGenerator (required): the beam's full width at "
+                                    "half maximum, pixels")
     coords: bool = Field(False, description="CoordConv: coordinate channels before every convolution of the DC "
                          "generator (wgan, the vaegan decoder) and the critic")
 
@@ -240,10 +244,14 @@ class GANModule(L.LightningModule):
         unknown = sorted(set(inputs) - set(channels))
         if unknown:
             raise ConfigError(f"inputs {unknown} are not channels of the data {channels}")
-        if net.generator == "pixel" and kind != "wgan":
-            raise ConfigError(f"model.generator: pixel is a wgan generator; {kind} builds its own")
-        if (net.sources > 1 or net.peak_normalised) and net.generator != "pixel":
-            raise ConfigError("model.sources and model.peak_normalised need model.generator: pixel")
+        if net.generator != "dc" and kind != "wgan":
+            raise ConfigError(f"model.generator: {net.generator} is a wgan generator; {kind} builds its own")
+        if (net.sources > 1 or net.peak_normalised) and net.generator == "dc":
+            raise ConfigError("model.sources and model.peak_normalised need model.generator: pixel or beam")
+        if (net.generator == "beam") != (net.beam_fwhm is not None):
+            raise ConfigError("model.beam_fwhm goes with model.generator: beam, and only with it")
+        if net.generator == "beam" and net.output != "tanh":
+            raise ConfigError("model.output: the beam generator has no output layer (its sources sit on the floor)")
         if (kind == "pixgan") != bool(inputs) or len(inputs) >= n_channels:
             raise ConfigError("pixgan needs 'inputs': some, not all, channels; the other kinds take none")
         self.input_index = [channels.index(c) for c in inputs]
@@ -253,6 +261,9 @@ class GANModule(L.LightningModule):
             if net.generator == "pixel":
                 self.generator = PixelGenerator(net.latent, n_channels, height, net.width, net.depth, net.scale,
                                                 net.output, net.sources, net.peak_normalised)
+            elif net.generator == "beam":
+                self.generator = BeamGenerator(net.latent, n_channels, height, net.beam_fwhm, net.width, net.depth,
+                                               net.scale, net.sources, net.peak_normalised)
             else:
                 self.generator = DCGenerator(net.latent, n_channels, height, net.base, net.scale, net.output,
                                              net.coords)
