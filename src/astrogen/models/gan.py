@@ -13,7 +13,10 @@ Networks (all images square, side a power of two >= 8, in the data transform's n
 * `PixelGenerator` (``model.generator: pixel``, wgan; in `astrogen.models.blocks`): the latent broadcast to every
   pixel with the pixel's coordinates, then per-pixel layers only (a spatial broadcast decoder). On the 1-blob
   set it draws one blob per map where the DC generator draws several (see docs/gans.md). With ``sources`` it
-  draws a sum of that many sources, each from its own latent (the 10- and 50-blob sets).
+  draws a sum of that many sources, each from its own latent.
+* `BeamGenerator` (``model.generator: beam``, wgan; in `astrogen.models.blocks`): point sources seen through a
+  known Gaussian beam (``model.beam_fwhm``): an MLP draws each source's position and flux from its own latent,
+  and the source's shape is the beam's, exact (the blob sets, whose chi^2 tests reject shape errors of 1e-3).
 * `UNetGenerator` (PIXGAN): input channels (e.g. kappa) -> U-Net -> the other channels (e.g. tSZ, kSZ, CIB,
   radio); conv + BN + LeakyReLU down, transposed conv + BN + ReLU up, skip concatenations, no BN on the
   first and last layers.
