@@ -295,11 +295,11 @@ class BeamGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         from astrogen.sims.blobs import blob_images  # here: importing astrogen.sims loads every simulator
 
-        out = self.mlp(z.reshape(len(z), self.sources, self.latent))  # [N, K, 2 + C]
-        row, column = (self.size * torch.sigmoid(out[..., :2]) - 0.5).unbind(-1)
-        flux = torch.relu(out[..., 2:])
-        above_floor = torch.stack([blob_images(column, row, flux[..., c], self.size, self.beam_fwhm)
-                                   for c in range(self.channels)], 1)
+        n, c = len(z), self.channels
+        out = self.mlp(z.reshape(n, self.sources, self.latent))  # [N, K, 2 + C]
+        row, column = (self.size * torch.sigmoid(out[..., :2]) - 0.5).repeat_interleave(c, 0).unbind(-1)  # [N C, K]
+        flux = torch.relu(out[..., 2:]).transpose(1, 2).reshape(n * c, self.sources)  # map-major, as the positions
+        above_floor = blob_images(column, row, flux, self.size, self.beam_fwhm).view(n, c, self.size, self.size)
         return above_the_floor(above_floor, self.scale, self.peak_normalised)
 
 
