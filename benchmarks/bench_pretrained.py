@@ -10,9 +10,10 @@ through the redshift-judge protocol (`JUDGES`; its report, with the morphology p
 A shipped regressor is scored on the held-out set (photo-z metrics per redshift bin for a redshift CNN). A
 minute (matter) to several minutes (galaxies: morphology fits) per model on 2 CPU cores. Run:
 ``.venv/bin/python benchmarks/bench_pretrained.py [--name matter-demo] [--n 1000] [--seed 0] [--out DIR]
-[--guidance 1] [--steps 20] [--figure PNG]``; ``--figure`` draws the scorecards of the generators scored side by
-side (e.g. the blob WGAN chain: ``--name blobs-wgan-1 blobs-wgan-10 blobs-wgan-50 blobs-wgan-1000 --figure
-docs/pretrained/blob-chain.png``).
+[--guidance 1] [--steps 20] [--figure PNG] [--null]``; ``--null`` also scores a second held-out set (seed + 2) in
+the generator's place: a row that it fails is one that no generator can be expected to pass at this ``--n``.
+``--figure`` draws the scorecards of the generators scored side by side (e.g. the blob WGAN chain: ``--name
+blobs-wgan-1 blobs-wgan-10 blobs-wgan-50 blobs-wgan-1000 --figure docs/pretrained/blob-chain.png``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from astrogen.stats.redshift import (
     photoz_metrics,
     stamp_photometry,
 )
+from astrogen.stats.sky import sky_noise
 from astrogen.tasks import GENERATIVE
 
 MIN_BLOCKS = 4
@@ -55,21 +57,22 @@ STATS = {"blobs": ("pixel_pdf", "marginal_sums", "peak_profile", "power", "peaks
 JUDGES = {"galaxies": "galaxies-zcnn"}
 
 
-def held_out(meta: FieldMeta, n: int, path: Path) -> Path:
-    """``n`` maps simulated like a training set (``meta``: simulator, config, seed) from seed + 1, spread evenly
-    over about `MIN_BLOCKS` simulator blocks (boxes), so that the held-out mean P(k) is not one box's cosmic
-    variance. An existing ``path`` made the same way (same simulator, config, seed and size) is reused."""
+def held_out(meta: FieldMeta, n: int, path: Path, offset: int = 1) -> Path:
+    """``n`` maps simulated like a training set (``meta``: simulator, config, seed) from seed + ``offset``, spread
+    evenly over about `MIN_BLOCKS` simulator blocks (boxes), so that the held-out mean P(k) is not one box's
+    cosmic variance. An existing ``path`` made the same way (same simulator, config, seed and size) is reused."""
+    seed = meta.seed + offset
     if path.exists():
         with FieldSet(path) as fs:
             old = fs.meta
-            if (len(fs), old.simulator, old.config, old.seed) == (n, meta.simulator, meta.config, meta.seed + 1):
+            if (len(fs), old.simulator, old.config, old.seed) == (n, meta.simulator, meta.config, seed):
                 print(f"reusing the held-out set {path}")
                 return path
     block = get_simulator(meta.simulator, meta.config).block_size
     stride = max(1, MIN_BLOCKS * block // n)  # every stride-th map of n * stride consecutive ones
     if stride == 1:
-        return simulate_to_file(meta.simulator, n, path, seed=meta.seed + 1, config=meta.config, overwrite=True)
-    full = simulate_to_file(meta.simulator, n * stride, path.with_name(f"{path.stem}-all.h5"), seed=meta.seed + 1,
+        return simulate_to_file(meta.simulator, n, path, seed=seed, config=meta.config, overwrite=True)
+    full = simulate_to_file(meta.simulator, n * stride, path.with_name(f"{path.stem}-all.h5"), seed=seed,
                             config=meta.config, overwrite=True, progress=True)
     with FieldSet(full) as fs, FieldSet.create(path, fs.sample_shape, fs.meta, param_names=fs.param_names,
                                                overwrite=True) as writer:
@@ -155,6 +158,18 @@ def print_blob_moments(real: Path, gen: Path) -> None:
               f"{m['flux'].mean():.3f} ± {m['flux'].std():.3f} |")
 
 
+def print_sky_noise(real: Path, gen: Path) -> None:
+    """`sky_noise` of the generated stamps against the held-out ones (on the held-out set's noise level)."""
+    with FieldSet(real) as fs_real, FieldSet(gen) as fs_gen:
+        bands, noise_real = fs_real.meta.channels, sky_noise(fs_real[:].images)
+        noise_gen = sky_noise(fs_gen[:].images, noise_real.sigma)
+    print("\n| band | sky std, generated / held-out | pixels below -4 sigma per 10^4, held-out \\| generated |\n|"
+          + " --- |" * 3)
+    for b, band in enumerate(bands):
+        print(f"| {band} | {noise_gen.std[b] / noise_real.std[b]:.4f} | "
+              f"{1e4 * noise_real.negative[b]:.2f} \\| {1e4 * noise_gen.negative[b]:.2f} |")
+
+
 def score_generator(name: str, args, out: Path) -> dict:
     """The scorecard of a generative model (and the redshift-judge protocol where its simulator has a judge);
     returns its rows (statistic -> distance, error, tolerance, passed)."""
@@ -167,6 +182,8 @@ def score_generator(name: str, args, out: Path) -> dict:
     headline(f"{name} rows passed", sum(r[3] for r in figures["rows"].values()), f"of {len(figures['rows'])}")
     if simulator == "blobs" and training_meta(name).config["n_blobs"] == 1:
         print_blob_moments(real, gen)
+    if args.null:
+        print_null_test(name, real, args, out)
     judge = JUDGES.get(simulator)
     if judge in shipped.available():
         result = evaluate(real, gen, out / f"{name}-report", n_max=args.n, seed=args.seed,
@@ -181,7 +198,19 @@ def score_generator(name: str, args, out: Path) -> dict:
                   f"{'pass' if passed else 'FAIL'} |")
         headline(f"{name} per-bin photometry and morphology KS tests passed", sum(r[-1] for r in rows),
                  f"of {len(rows)}")
+        print_sky_noise(real, gen)
     return figures["rows"]
+
+
+def print_null_test(name: str, real: Path, args, out: Path) -> None:
+    """The scorecard of a second held-out set (simulator seed + 2) against the first, in the generator's place:
+    the rows that a real sample of this size passes, i.e. that a perfect generator would be expected to pass."""
+    other = held_out(training_meta(name), args.n, out / f"{name}-null.h5", offset=2)
+    simulator = training_meta(name).simulator
+    figures = fidelity(real, other, seed=args.seed, stats=STATS.get(simulator, DEFAULT_STATS))
+    print(f"\n### null test of {name}'s scorecard: {args.n} held-out maps (seed + 2) vs the {args.n} above\n")
+    print_fidelity(figures)
+    headline(f"{name} null test rows passed", sum(r[3] for r in figures["rows"].values()), f"of {len(figures['rows'])}")
 
 
 def binned_distributions(real: Path, gen: Path, edges=REDSHIFT_EDGES, alpha: float = 0.01) -> list[tuple]:
@@ -244,6 +273,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (conditional models)")
     parser.add_argument("--steps", type=int, default=20, help="DPM-Solver++ steps (diffusion models)")
     parser.add_argument("--figure", type=Path, default=None, help="PNG of the generators' scorecards side by side")
+    parser.add_argument("--null", action="store_true",
+                        help="also score a second held-out set against the first (the rows a real set passes)")
     args = parser.parse_args()
     cards = {}
     with tempfile.TemporaryDirectory() as tmp:

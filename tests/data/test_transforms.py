@@ -210,3 +210,22 @@ def test_signlog_mad_scale_is_the_noise_level_that_bright_sources_do_not_move():
         SignLog(scale="iqr").fit(x)
     with pytest.raises(DataError, match="median absolute deviation"):
         SignLog(scale="mad").fit(np.zeros((4, 1, 8, 8)))
+
+
+def test_signlog_factor_scales_the_fitted_sigma_and_keeps_the_noise_near_linear():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 2, 16, 16)) * np.array([0.1, 0.7])[:, None, None]
+    plain, soft = SignLog(scale="mad").fit(x), SignLog(scale="mad", factor=3.0).fit(x)
+    np.testing.assert_allclose(soft.sigma, 3 * np.asarray(plain.sigma), rtol=1e-12)
+    np.testing.assert_allclose(SignLog(factor=2.0).fit(x).sigma, 2 * np.asarray(SignLog().fit(x).sigma), rtol=1e-12)
+    assert_round_trip(soft, x, rtol=1e-5)
+    assert Transform.from_dict(soft.to_dict()).factor == 3.0
+    assert Transform.from_dict({"name": "SignLog", "sigma": [1.0, 1.0]}).factor == 1.0  # models saved before
+    # the inverse's gain at x = -4 sigma_noise over its gain at 0: (factor + 4) / factor
+    four = -4 * np.array(plain.sigma)[None, :, None, None] * np.ones((1, 2, 1, 1))
+    for t, k in ((plain, 1.0), (soft, 3.0)):
+        gain = np.exp(-t.forward(four)) * np.array(t.sigma)[None, :, None, None]  # d inverse / dy at y(x)
+        np.testing.assert_allclose(gain / np.array(t.sigma)[None, :, None, None], (k + 4) / k, rtol=1e-6)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="factor"):
+            SignLog(factor=bad).fit(x)

@@ -31,6 +31,7 @@ from astrogen.stats.power import (
     welch_power,
 )
 from astrogen.stats.redshift import photoz_loss, photoz_metrics
+from astrogen.stats.sky import SkyNoise, sky_noise
 
 __all__ = [
     "REGISTRY",
@@ -44,6 +45,7 @@ __all__ = [
     "Row",
     "Scorecard",
     "SegmentationScores",
+    "SkyNoise",
     "angle_triangles",
     "bispectrum",
     "clusters",
@@ -71,6 +73,7 @@ __all__ = [
     "roc_auc",
     "segmentation_scores",
     "shared_edges",
+    "sky_noise",
     "stacked_profile",
     "wasserstein1",
     "welch_power",
