@@ -270,8 +270,8 @@ class SignLog(Transform):
     objects dominate the standard deviation (galaxy cutouts: one i = 8 galaxy in 10,000 puts it at 300-1,500
     times the sky noise, and the std-scaled transform then squeezes every faint galaxy into its linear range).
     ``factor`` multiplies the fitted ``sigma``: with ``factor`` a few times the noise stays in the near-linear
-    range, where the inverse (an exponential) amplifies a network's error in the noise's tails least (at x = -4
-    sigma_noise by (factor + 4) / factor over the error at 0).
+    range, where the inverse (an exponential) amplifies a network's error in the noise's tails least (at x = -4 s,
+    s the fitted scale before ``factor``, by (factor + 4) / factor over the error at 0).
     """
 
     sigma: list[float] | None = None
